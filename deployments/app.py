@@ -1,0 +1,34 @@
+"""Compose the Serve application: HTTP ingress -> transform deployment, bound with .bind()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.config import Settings
+from deployments.ingress import Api
+from deployments.transformer import Transformer
+
+
+def build_app(settings: Settings) -> Application:
+    transformer = Transformer.options(
+        autoscaling_config={
+            "min_replicas": settings.transform_min_replicas,
+            "max_replicas": settings.transform_max_replicas,
+            "target_ongoing_requests": settings.transform_target_ongoing,
+        },
+        max_ongoing_requests=settings.transform_max_ongoing,
+        ray_actor_options={"num_cpus": settings.transform_num_cpus},
+    ).bind(settings)
+    return Api.options(
+        num_replicas=settings.ingress_replicas,
+        # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.
+        max_ongoing_requests=settings.ingress_max_ongoing,
+        ray_actor_options={"num_cpus": settings.ingress_num_cpus},
+    ).bind(transformer, settings)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Entry point for `serve run` / `serve deploy`: settings from the environment, overridden by args."""
+    return build_app(Settings.from_env(**args))

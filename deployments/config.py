@@ -1,0 +1,93 @@
+"""All configuration, in one place: environment variables with documented defaults.
+
+Every setting is PROG_IMAGE_<NAME>. `prog-image config` prints the effective values.
+transforms/ and storage/ never read the environment: they get their settings from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from transforms import EncodeOptions
+
+_PREFIX = "PROG_IMAGE_"
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongo_url: str = _setting("", "MongoDB URL. Empty: start an embedded mongod (dev extra) under data_dir.")
+    mongo_db: str = _setting("prog_image", "Database holding the GridFS bucket.")
+    data_dir: str = _setting(".data", "Where the embedded mongod keeps its files.")
+    amqp_url: str = _setting("", "RabbitMQ URL for batch jobs (issue C). Empty: no bridge.")
+    ray_address: str = _setting("", "Ray cluster to join (e.g. ray://head:10001 or auto). Empty: start a local Ray.")
+    http_host: str = _setting("127.0.0.1", "Address the HTTP proxy listens on (0.0.0.0 to serve other machines).")
+    http_port: int = _setting(8000, "HTTP port.")
+    transform_min_replicas: int = _setting(1, "Autoscaling lower bound for the transform deployment.")
+    transform_max_replicas: int = _setting(4, "Autoscaling upper bound for the transform deployment.")
+    transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
+    transform_max_ongoing: int = _setting(4, "Requests one transform replica runs at once.")
+    transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + ingress fits 2 cores).")
+    ingress_replicas: int = _setting(1, "HTTP ingress replicas.")
+    ingress_num_cpus: float = _setting(0.2, "CPUs reserved per ingress replica.")
+    ingress_max_ongoing: int = _setting(64, "Requests one ingress replica holds at once.")
+    max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
+    max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
+    request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 beyond).")
+    jpeg_quality: int = _setting(85, "JPEG output quality, 1-95.")
+    png_compress_level: int = _setting(6, "zlib level for PNG output, 0-9.")
+    webp_quality: int = _setting(80, "WebP output quality, 1-100.")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.transform_min_replicas <= self.transform_max_replicas:
+            problems.append("need 1 <= TRANSFORM_MIN_REPLICAS <= TRANSFORM_MAX_REPLICAS")
+        if not 0 < self.http_port < 65536:
+            problems.append("HTTP_PORT must be 1-65535")
+        if not 1 <= self.jpeg_quality <= 95:
+            problems.append("JPEG_QUALITY must be 1-95")
+        if not 0 <= self.png_compress_level <= 9:
+            problems.append("PNG_COMPRESS_LEVEL must be 0-9")
+        if not 1 <= self.webp_quality <= 100:
+            problems.append("WEBP_QUALITY must be 1-100")
+        for name in ("max_upload_bytes", "max_pixels", "request_timeout_s", "transform_num_cpus",
+                     "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name.upper()} must be positive")
+        if problems:
+            raise ValueError("invalid configuration: " + "; ".join(problems))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(_PREFIX + f.name.upper())
+            if raw is not None:
+                kind = type(f.default)
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(f"{_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        return cls(**{**values, **overrides})
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def encode_options(self) -> EncodeOptions:
+        return EncodeOptions(self.jpeg_quality, self.png_compress_level, self.webp_quality)
+
+
+def describe() -> str:
+    """The settings table, for `prog-image config` and the README."""
+    current = Settings.from_env()
+    rows = [f"{_PREFIX}{f.name.upper():<28} {getattr(current, f.name)!s:<14} {f.metadata['doc']}"
+            for f in fields(Settings)]
+    return "\n".join(rows)

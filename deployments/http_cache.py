@@ -1,0 +1,16 @@
+"""HTTP caching for image responses: strong content-derived ETags, immutable variants."""
+
+from starlette.requests import Request
+
+# A variant of a content-addressed id never changes, so caches may keep it for a year.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def cache_headers(sha256: str) -> dict[str, str]:
+    return {"ETag": f'"{sha256}"', "Cache-Control": CACHE_CONTROL}
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    """If-None-Match matches (weak comparison, as RFC 9110 asks for this header)."""
+    wanted = request.headers.get("if-none-match", "")
+    return wanted.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in wanted.split(","))

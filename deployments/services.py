@@ -1,0 +1,71 @@
+"""Bring up the backing services the default run needs: MongoDB, RabbitMQ and a local Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import ray
+from ray import serve
+
+from deployments.app import build_app
+from deployments.config import Settings
+from storage.embedded_mongod import EmbeddedMongod
+
+APP_NAME = "prog-image"
+
+
+def port_open(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_rabbitmq(amqp_url: str, timeout_s: float = 60.0) -> bool:
+    """Check the broker answers; start the local one (`rabbitmq-server -detached`) if it is ours to start.
+
+    Returns True if this call started it.
+    """
+    parts = urlsplit(amqp_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    if port_open(host, port):
+        return False
+    if host not in ("127.0.0.1", "localhost") or not shutil.which("rabbitmq-server"):
+        raise RuntimeError(f"RabbitMQ at {host}:{port} is not reachable")
+    subprocess.run(["rabbitmq-server", "-detached"], check=True)
+    deadline = time.monotonic() + timeout_s
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RabbitMQ did not open {host}:{port} within {timeout_s} s")
+        time.sleep(0.5)
+    return True
+
+
+@contextlib.contextmanager
+def mongodb(settings: Settings) -> Iterator[Settings]:
+    """Yield settings with a reachable MongoDB: the configured URL, or an embedded mongod we own."""
+    if settings.mongo_url:
+        yield settings
+        return
+    mongod = EmbeddedMongod(Path(settings.data_dir) / "mongo").start()
+    try:
+        yield settings.replace(mongo_url=mongod.url)
+    finally:
+        mongod.stop()
+
+
+def start_serve(settings: Settings) -> None:
+    """Connect to (or start) Ray and deploy the application on the configured HTTP address."""
+    if not ray.is_initialized():
+        ray.init(address=settings.ray_address or None, include_dashboard=False,
+                 configure_logging=False, log_to_driver=False)
+    serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/")

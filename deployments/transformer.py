@@ -1,0 +1,92 @@
+"""The transform deployment: every decode, operation and encode runs here, never in the ingress.
+
+Where the bytes go: this replica reads the original from GridFS itself, by id. The ingress sends
+only the id and the operation name, so an original never crosses the cluster to reach a
+transform; only the (usually much smaller) output comes back, and it is stored in GridFS here
+as the cached variant so that later requests never reach this deployment at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from deployments.config import Settings
+from deployments.errors import ApiError
+from storage import ImageStore, StoredFile, content_id
+from storage.keys import variant_key
+from transforms import OPERATIONS, decode, encode, render
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A rendered (or cached) variant, as it travels back to the ingress."""
+
+    data: bytes
+    media_type: str
+    sha256: str
+
+
+def image_record(stored: StoredFile) -> dict[str, Any]:
+    """The public description of an original (the upload answer)."""
+    meta = stored.metadata
+    return {"image_id": stored.key, "format": meta["format"], "width": meta["width"],
+            "height": meta["height"], "bytes": stored.length}
+
+
+@serve.deployment
+class Transformer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ImageStore(settings.mongo_url, settings.mongo_db)
+        self.store.ensure_indexes()
+
+    async def ingest(self, data: bytes) -> dict[str, Any]:
+        """Validate an upload with a full decode, then store it under its content id."""
+        return await asyncio.to_thread(self._ingest, data)
+
+    async def render(self, image_id: str, operation: str) -> Variant:
+        return await asyncio.to_thread(self._render, image_id, operation)
+
+    async def self_test(self) -> bool:
+        """A tiny decode -> operation -> encode, for /healthz."""
+        return await asyncio.to_thread(self._self_test)
+
+    def check_health(self) -> None:
+        # Serve restarts a replica that cannot reach MongoDB.
+        self.store.ping()
+
+    def _ingest(self, data: bytes) -> dict[str, Any]:
+        image_id = content_id(data)
+        stored = self.store.find(image_id)
+        if stored is None:
+            info = decode(data, self.settings.max_pixels).info  # refuses truncated, corrupt, bombs
+            stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={
+                "kind": "original", "format": info.format, "width": info.width, "height": info.height,
+                "uploaded_at": dt.datetime.now(dt.UTC)})
+        return image_record(stored)
+
+    def _render(self, image_id: str, operation: str) -> Variant:
+        key = variant_key(image_id, operation)
+        cached = self.store.find(key)
+        if cached is not None:  # another replica or a batch job got here first
+            return Variant(self.store.read(cached), cached.content_type, cached.sha256)
+        original = self.store.find(image_id)
+        if original is None:
+            raise ApiError(404, "not_found", f"no image with id {image_id}")
+        out = render(self.store.read(original), operation, max_pixels=self.settings.max_pixels,
+                     options=self.settings.encode_options)
+        stored, _ = self.store.put(key, out.data, content_type=out.media_type, metadata={
+            "kind": "variant", "source": image_id, "operation": operation, "format": out.format})
+        return Variant(out.data, stored.content_type, stored.sha256)
+
+    def _self_test(self) -> bool:
+        pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+        for op in OPERATIONS.values():
+            encode(op.apply(pixels), op.format_for("PNG"), self.settings.encode_options)
+        return True

@@ -1,0 +1,122 @@
+"""Originals and variants in MongoDB GridFS, addressed by key.
+
+A key is the file's GridFS filename and is unique (a unique index): an original's key is its
+content id, a variant's is "<image id>/<operation>". Writing a key that exists stores nothing,
+so redelivered jobs and concurrent first requests never duplicate a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gridfs
+from bson import ObjectId
+from pymongo import ASCENDING, MongoClient
+from pymongo.errors import DuplicateKeyError
+from pymongo.write_concern import WriteConcern
+
+_CHUNK_BYTES = 1024 * 1024  # fewer, larger chunks than GridFS's 255 KiB: fewer round trips
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    file_id: ObjectId
+    length: int
+    content_type: str
+    sha256: str
+    metadata: dict[str, Any]
+    upload_date: dt.datetime
+
+
+def content_id(data: bytes) -> str:
+    """The content-derived id: the same bytes always get the same id."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@functools.cache
+def mongo_client(url: str) -> MongoClient:
+    """One MongoClient (and its connection pool) per process and URL."""
+    return MongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=True)
+
+
+class ImageStore:
+    def __init__(self, mongo_url: str, database: str = "prog_image") -> None:
+        # Journaled, majority-acknowledged writes: an acknowledged upload survives a crash.
+        self.db = mongo_client(mongo_url).get_database(
+            database, write_concern=WriteConcern(w="majority", j=True))
+        self.files = self.db["fs.files"]
+        self.chunks = self.db["fs.chunks"]
+        self.bucket = gridfs.GridFSBucket(self.db, chunk_size_bytes=_CHUNK_BYTES)
+
+    def ensure_indexes(self) -> None:
+        self.files.create_index([("filename", ASCENDING)], unique=True, name="key_unique")
+        self.files.create_index([("metadata.source", ASCENDING)], name="by_source")
+        self.chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True,
+                                 name="files_id_1_n_1")
+
+    def ping(self) -> None:
+        self.db.client.admin.command("ping")
+
+    def find(self, key: str) -> StoredFile | None:
+        doc = self.files.find_one({"filename": key})
+        return _stored(doc) if doc else None
+
+    def put(self, key: str, data: bytes, *, content_type: str,
+            metadata: dict[str, Any] | None = None) -> tuple[StoredFile, bool]:
+        """Store data under key unless the key exists. Returns (file, created)."""
+        existing = self.find(key)
+        if existing:
+            return existing, False
+        file_id = ObjectId()
+        meta = {**(metadata or {}), "content_type": content_type, "sha256": content_id(data)}
+        try:
+            # GridFS writes the files document last: a key becomes visible only when complete.
+            self.bucket.upload_from_stream_with_id(file_id, key, data, metadata=meta)
+        except DuplicateKeyError:
+            # Someone stored this key first; drop our chunks and use theirs.
+            self.chunks.delete_many({"files_id": file_id})
+            winner = self.find(key)
+            if winner is None:
+                raise
+            return winner, False
+        except BaseException:
+            self.chunks.delete_many({"files_id": file_id})
+            raise
+        stored = self.find(key)
+        assert stored is not None
+        return stored, True
+
+    def read(self, stored: StoredFile) -> bytes:
+        return self.bucket.open_download_stream(stored.file_id).read()
+
+    def iter_chunks(self, stored: StoredFile) -> Iterator[bytes]:
+        """Stream a file chunk by chunk, never holding it whole."""
+        stream = self.bucket.open_download_stream(stored.file_id)
+        try:
+            while chunk := stream.readchunk():
+                yield chunk
+        finally:
+            stream.close()
+
+    def delete(self, key: str) -> bool:
+        stored = self.find(key)
+        if stored is None:
+            return False
+        self.bucket.delete(stored.file_id)
+        return True
+
+    def count(self, key: str) -> int:
+        return self.files.count_documents({"filename": key})
+
+
+def _stored(doc: dict[str, Any]) -> StoredFile:
+    meta = doc.get("metadata") or {}
+    return StoredFile(key=doc["filename"], file_id=doc["_id"], length=doc["length"],
+                      content_type=meta.get("content_type", "application/octet-stream"),
+                      sha256=meta.get("sha256", ""), metadata=meta, upload_date=doc["uploadDate"])

@@ -1,0 +1,170 @@
+"""Decode uploaded bytes into normalised 8-bit pixels.
+
+The format is detected from the content (Pillow's identification), never from a name.
+Every image comes out as a numpy uint8 array shaped (H, W) for L, (H, W, 2) for LA,
+(H, W, 3) for RGB or (H, W, 4) for RGBA: EXIF orientation applied, colour converted to
+sRGB, 16-bit scaled to 8-bit, palettes expanded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+
+from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
+
+# A warning is not a defence: Pillow's bomb warning must stop the decode.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Pillow format name -> the format we report. MPO is a JPEG with extra pictures.
+ACCEPTED = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "WEBP",
+            "BMP": "BMP", "TIFF": "TIFF"}
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
+               "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff"}
+_SRGB = ImageCms.createProfile("sRGB")
+_ORIENTATION_TAG = 0x0112
+
+# What an unidentified upload most likely is, for the 415 message.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "application/pdf"), (b"PK\x03\x04", "application/zip"),
+    (b"\x1f\x8b", "application/gzip"), (b"<svg", "image/svg+xml"),
+    (b"<?xml", "application/xml"), (b"<!doctype html", "text/html"), (b"<html", "text/html"),
+    (b"{", "application/json"), (b"[", "application/json"), (b"\x00\x00\x00", "video/mp4 or HEIF"),
+)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says, after orientation: no pixels decoded."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.format]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    info: ImageInfo
+    pixels: np.ndarray
+
+
+def sniff(data: bytes) -> str:
+    """Best guess at what non-image bytes are, for error messages."""
+    head = data[:64].lstrip().lower()
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic.lower()):
+            return kind
+    try:
+        data[:1024].decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown binary data"
+    return "text/plain"
+
+
+def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+    if not data:
+        raise EmptyImage("the file is empty")
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check as a second line
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnsupportedFormat(f"not a supported image: content looks like {sniff(data)}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"decompression bomb refused: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptImage(f"unreadable image header: {exc}") from None
+    fmt = ACCEPTED.get(img.format or "")
+    if fmt is None:
+        raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: JPEG, PNG, GIF, WebP, BMP, TIFF")
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise CorruptImage(f"invalid dimensions {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    try:
+        orientation = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # broken EXIF is common in the wild; ignore it rather than refuse the image
+        orientation = 1
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return img, ImageInfo(fmt, width, height)
+
+
+def probe(data: bytes, max_pixels: int) -> ImageInfo:
+    """Identify format and oriented size from the header alone."""
+    return _open(data, max_pixels)[1]
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
+    """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage."""
+    img, info = _open(data, max_pixels)
+    try:
+        img.load()
+        pixels = _normalise(_orient(img))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"decompression bomb refused: {exc}") from None
+    except MemoryError:
+        raise ImageTooLarge("image needs more memory than allowed to decode") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, ImageCms.PyCMSError) as exc:
+        raise CorruptImage(f"corrupt or truncated {info.format} data: {exc}") from None
+    if pixels.shape[:2] != (info.height, info.width):
+        raise CorruptImage("decoded size does not match the header")
+    return Decoded(info, pixels)
+
+
+def _orient(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # a malformed EXIF block must not cost the user their image
+        return img
+
+
+def _normalise(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return _scale_16bit(np.asarray(img))
+    if mode == "F":
+        return np.clip(np.asarray(img), 0, 255).round().astype(np.uint8)
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"))
+    if mode in ("LA", "La", "PA", "P"):
+        has_alpha = mode != "P" or "transparency" in img.info
+        if mode == "LA" or mode == "La":
+            return np.asarray(img.convert("LA"))
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        mode = img.mode
+    icc = img.info.get("icc_profile")
+    if icc and mode in ("RGB", "RGBA", "CMYK"):
+        return np.asarray(_to_srgb(img, icc))
+    if mode == "LAB":
+        lab = ImageCms.createProfile("LAB")
+        return np.asarray(ImageCms.profileToProfile(img, lab, _SRGB, outputMode="RGB"))
+    if mode in ("RGB", "RGBA"):
+        return np.asarray(img)
+    if mode in ("RGBa",):
+        return np.asarray(img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"))  # CMYK without profile, YCbCr, RGBX, HSV
+
+
+def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
+    out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):
+        return img.convert(out_mode)  # unreadable profile: fall back to the plain conversion
+    return ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode) or img
+
+
+def _scale_16bit(values: np.ndarray) -> np.ndarray:
+    """Map 0..65535 to 0..255 with rounding (v * 255 / 65535); Pillow's convert('L') clips."""
+    wide = np.clip(values, 0, 65535).astype(np.uint32)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
