@@ -32,3 +32,60 @@ def opened(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def raw_png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes) -> bytes:
+    """A PNG assembled by hand: for 16-bit RGB (which Pillow can't write) and for hostile headers."""
+    import struct
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def png16_rgb(values: np.ndarray) -> bytes:
+    """values: (H, W, 3) uint16 -> a 16-bit RGB PNG."""
+    import zlib
+
+    rows = [b"\x00" + row.astype(">u2").tobytes() for row in values]
+    return raw_png(values.shape[1], values.shape[0], 16, 2, zlib.compress(b"".join(rows)))
+
+
+def zlib_of_zeros(total: int, level: int = 9) -> bytes:
+    """A zlib stream that inflates to `total` zero bytes, built without holding them."""
+    import zlib
+
+    comp = zlib.compressobj(level)
+    block = bytes(1 << 20)
+    parts = []
+    for _ in range(total // len(block)):
+        parts.append(comp.compress(block))
+    parts.append(comp.compress(bytes(total % len(block))))
+    parts.append(comp.flush())
+    return b"".join(parts)
+
+
+# Where EXIF orientation n stores a picture P: exif_transpose must undo exactly this.
+ORIENTATION_STORED = {
+    1: lambda p: p,
+    2: lambda p: p[:, ::-1],
+    3: lambda p: p[::-1, ::-1],
+    4: lambda p: p[::-1],
+    5: lambda p: p.swapaxes(0, 1),
+    6: lambda p: np.rot90(p, 1),
+    7: lambda p: p.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda p: np.rot90(p, -1),
+}
+
+
+def with_orientation(picture: np.ndarray, orientation: int, fmt: str, **params: Any) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = np.ascontiguousarray(ORIENTATION_STORED[orientation](picture))
+    return encoded(stored, fmt, exif=exif.tobytes(), **params)

@@ -9,6 +9,7 @@ sRGB, 16-bit scaled to 8-bit, palettes expanded.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
                "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff"}
 _SRGB = ImageCms.createProfile("sRGB")
 _ORIENTATION_TAG = 0x0112
+MAX_FRAMES = 1000  # frames whose headers we check (counting them reads every header anyway)
 
 # What an unidentified upload most likely is, for the 415 message.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -70,43 +72,77 @@ def sniff(data: bytes) -> str:
     return "text/plain"
 
 
-def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """Identify the image and check its size from headers, before any pixel is decoded."""
     if not data:
         raise EmptyImage("the file is empty")
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check as a second line
     try:
         img = Image.open(io.BytesIO(data))
+        fmt = ACCEPTED.get(img.format or "")
+        if fmt is None:
+            raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: "
+                                    "JPEG, PNG, GIF, WebP, BMP, TIFF")
+        _check_frames(img, max_pixels)
     except UnidentifiedImageError:
         raise UnsupportedFormat(f"not a supported image: content looks like {sniff(data)}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"decompression bomb refused: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptImage(f"unreadable image header: {exc}") from None
-    fmt = ACCEPTED.get(img.format or "")
-    if fmt is None:
-        raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: JPEG, PNG, GIF, WebP, BMP, TIFF")
-    width, height = img.size
-    if width <= 0 or height <= 0:
-        raise CorruptImage(f"invalid dimensions {width}x{height}")
-    if width * height > max_pixels:
-        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    return img, fmt
+
+
+def _check_frames(img: Image.Image, max_pixels: int) -> None:
+    """Every frame's size, and (for GIF) every frame's extents, within the limit.
+
+    We render only the first frame, but a later frame that claims gigapixels marks a hostile file.
+    """
+    frames = min(getattr(img, "n_frames", 1), MAX_FRAMES)
+    for index in range(frames):
+        if index:
+            img.seek(index)
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise CorruptImage(f"invalid dimensions {width}x{height}")
+        for _, extent, *_ in img.tile or ():
+            width, height = max(width, extent[2]), max(height, extent[3])
+        if width * height > max_pixels:
+            where = f" (frame {index + 1})" if index else ""
+            raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels{where}; "
+                                f"the limit is {max_pixels}")
+    if frames > 1:
+        img.seek(0)
+
+
+def _header_orientation(img: Image.Image) -> int:
+    """EXIF orientation from what is already parsed: for PNG, Pillow's getexif() would decode the
+    whole image to look for an eXIf chunk after the pixels, so read only one that came before."""
     try:
-        orientation = img.getexif().get(_ORIENTATION_TAG, 1)
+        if img.format == "PNG":
+            raw = img.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+            return int(exif.get(_ORIENTATION_TAG, 1))
+        return int(img.getexif().get(_ORIENTATION_TAG, 1))
     except Exception:  # broken EXIF is common in the wild; ignore it rather than refuse the image
-        orientation = 1
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    return img, ImageInfo(fmt, width, height)
+        return 1
 
 
 def probe(data: bytes, max_pixels: int) -> ImageInfo:
     """Identify format and oriented size from the header alone."""
-    return _open(data, max_pixels)[1]
+    img, fmt = _open(data, max_pixels)
+    width, height = img.size
+    if _header_orientation(img) in (5, 6, 7, 8):
+        width, height = height, width
+    return ImageInfo(fmt, width, height)
 
 
 def decode(data: bytes, max_pixels: int) -> Decoded:
     """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage."""
-    img, info = _open(data, max_pixels)
+    img, fmt = _open(data, max_pixels)
     try:
         img.load()
         pixels = _normalise(_orient(img))
@@ -114,11 +150,9 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         raise ImageTooLarge(f"decompression bomb refused: {exc}") from None
     except MemoryError:
         raise ImageTooLarge("image needs more memory than allowed to decode") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, ImageCms.PyCMSError) as exc:
-        raise CorruptImage(f"corrupt or truncated {info.format} data: {exc}") from None
-    if pixels.shape[:2] != (info.height, info.width):
-        raise CorruptImage("decoded size does not match the header")
-    return Decoded(info, pixels)
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, ImageCms.PyCMSError) as exc:
+        raise CorruptImage(f"corrupt or truncated {fmt} data: {exc}") from None
+    return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0]), pixels)
 
 
 def _orient(img: Image.Image) -> Image.Image:
