@@ -13,6 +13,8 @@ from deployments.config import Settings
 from storage import ImageStore
 from storage.embedded_mongod import EmbeddedMongod, free_port
 
+UPLOAD_LIMIT = 8_000_000  # small enough to test 413 cheaply
+
 os.environ.setdefault("RAY_ACCEPT_CLOUD_SERVICE_USAGE_STATS", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -31,7 +33,8 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(mongo_url: str) -> Settings:
     return Settings.from_env(mongo_url=mongo_url, mongo_db=f"prog_image_test_{os.getpid()}",
-                             http_port=free_port(), amqp_url="", transform_max_replicas=2)
+                             http_port=free_port(), amqp_url="", transform_max_replicas=2,
+                             max_upload_bytes=UPLOAD_LIMIT)
 
 
 @pytest.fixture(scope="session")
