@@ -6,6 +6,7 @@ from typing import Any
 
 from ray.serve import Application
 
+from deployments.bridge import Bridge
 from deployments.config import Settings
 from deployments.ingress import Api
 from deployments.transformer import Transformer
@@ -21,12 +22,15 @@ def build_app(settings: Settings) -> Application:
         max_ongoing_requests=settings.transform_max_ongoing,
         ray_actor_options={"num_cpus": settings.transform_num_cpus},
     ).bind(settings)
+    # The bridge consumes batch jobs on the same transform deployment as HTTP.
+    bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0}).bind(transformer, settings) \
+        if settings.amqp_url else None
     return Api.options(
         num_replicas=settings.ingress_replicas,
         # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.
         max_ongoing_requests=settings.ingress_max_ongoing,
         ray_actor_options={"num_cpus": settings.ingress_num_cpus},
-    ).bind(transformer, settings)
+    ).bind(transformer, bridge, settings)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -28,6 +28,26 @@ def _serve(_: argparse.Namespace) -> None:
         ray.shutdown()
 
 
+def _batch_submit(args: argparse.Namespace) -> None:
+    from deployments import producer
+
+    settings = Settings.from_env()
+    done = producer.submit(args.sources, args.ops, amqp_url=settings.amqp_url, queue=settings.amqp_queue,
+                           wait=args.wait, timeout_s=args.timeout)
+    print(producer.summary(done))
+    incomplete = len(done.results) < len(done.sent) or any(r.get("state") != "done" for r in done.results.values())
+    if args.wait and incomplete:
+        raise SystemExit(1)
+
+
+def _batch_schema(_: argparse.Namespace) -> None:
+    import json
+
+    from deployments.job_messages import schema
+
+    print(json.dumps(schema(), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="prog-image", description="prog-image image service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +55,15 @@ def main(argv: list[str] | None = None) -> None:
         func=_serve)
     commands.add_parser("config", help="print every setting, its value and what it does").set_defaults(
         func=lambda _: print(describe()))
+    batch = commands.add_parser("batch", help="bulk conversion jobs over RabbitMQ").add_subparsers(
+        dest="batch_command", required=True)
+    submit = batch.add_parser("submit", help="publish images (files, directories) or image ids as jobs")
+    submit.add_argument("sources", nargs="+", metavar="DIR_OR_FILE_OR_ID")
+    submit.add_argument("--ops", required=True, help="comma-separated operations, e.g. png,grayscale")
+    submit.add_argument("--wait", action="store_true", help="wait for the results, with a progress bar")
+    submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for results")
+    submit.set_defaults(func=_batch_submit)
+    batch.add_parser("schema", help="print the JSON Schema of a job message").set_defaults(func=_batch_schema)
     args = parser.parse_args(argv)
     args.func(args)
 

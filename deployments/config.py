@@ -25,7 +25,12 @@ class Settings:
     mongo_url: str = _setting("", "MongoDB URL. Empty: start an embedded mongod (dev extra) under data_dir.")
     mongo_db: str = _setting("prog_image", "Database holding the GridFS bucket.")
     data_dir: str = _setting(".data", "Where the embedded mongod keeps its files.")
-    amqp_url: str = _setting("", "RabbitMQ URL for batch jobs (issue C). Empty: no bridge.")
+    amqp_url: str = _setting("amqp://guest:guest@127.0.0.1:5672/",
+                             "RabbitMQ URL for batch jobs. Empty: no bridge.")
+    amqp_queue: str = _setting("prog_image.jobs", "Durable job queue; <queue>.dead is its dead-letter queue.")
+    amqp_prefetch: int = _setting(4, "Unacked job messages one bridge holds (and works on) at once.")
+    job_retries: int = _setting(3, "Attempts for a job that meets a transient failure, then dead-letter.")
+    public_url: str = _setting("", "Base URL put in job results. Empty: http://HTTP_HOST:HTTP_PORT.")
     ray_address: str = _setting("", "Ray cluster to join (e.g. ray://head:10001 or auto). Empty: start a local Ray.")
     http_host: str = _setting("127.0.0.1", "Address the HTTP proxy listens on (0.0.0.0 to serve other machines).")
     http_port: int = _setting(8000, "HTTP port.")
@@ -57,7 +62,8 @@ class Settings:
         if not 1 <= self.webp_quality <= 100:
             problems.append("WEBP_QUALITY must be 1-100")
         for name in ("max_upload_bytes", "max_pixels", "request_timeout_s", "transform_num_cpus",
-                     "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas"):
+                     "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
+                     "amqp_prefetch", "job_retries"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
         if problems:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
@@ -24,6 +25,7 @@ from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
 from deployments.transformer import Variant
 from storage import ImageStore, StoredFile
+from storage.jobs import JobStore
 from storage.keys import is_image_id, variant_key
 from transforms import OPERATIONS
 
@@ -51,10 +53,12 @@ class UploadResult(BaseModel):
 @serve.deployment
 @serve.ingress(app)
 class Api:
-    def __init__(self, transformer: DeploymentHandle, settings: Settings) -> None:
+    def __init__(self, transformer: DeploymentHandle, bridge: DeploymentHandle | None, settings: Settings) -> None:
         self.transformer = transformer
+        self.bridge = bridge
         self.settings = settings
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
+        self.jobs = JobStore(self.store)
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
         app.state.max_upload_bytes = settings.max_upload_bytes
 
@@ -88,6 +92,34 @@ class Api:
         healthy = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if healthy else "failing", "checks": checks},
                             status_code=200 if healthy else 503)
+
+    @app.get("/readyz", responses={503: _ERROR})
+    async def readyz(self) -> JSONResponse:
+        """Readiness: MongoDB reachable and, when batch jobs are configured, the bridge connected to RabbitMQ."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.ping), 5)
+            checks["mongodb"] = "ok"
+        except Exception as exc:
+            checks["mongodb"] = f"failed: {type(exc).__name__}"
+        if self.bridge is not None:
+            try:
+                status = await asyncio.wait_for(self.bridge.status.remote(), 5)
+                checks["rabbitmq"] = "ok" if status["connected"] else "failed: not connected"
+            except Exception as exc:
+                checks["rabbitmq"] = f"failed: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ready else "failing", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/jobs/{job_id}", responses={404: _ERROR})
+    async def job(self, job_id: str) -> JSONResponse:
+        """A batch job's state (queued, running, done or failed), progress and per-item results."""
+        doc = await asyncio.to_thread(self.jobs.get, job_id)
+        if doc is None:
+            raise ApiError(404, "not_found", f"no job with id {job_id!r}")
+        doc["job_id"] = doc.pop("_id")
+        return JSONResponse(jsonable_encoder(doc))
 
     @app.api_route("/{image_id}/{operation}", methods=["GET", "HEAD"], response_class=Response,
                    responses={200: _IMAGE, 304: {"description": "Not modified."}, 404: _ERROR, 503: _ERROR})

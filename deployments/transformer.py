@@ -53,6 +53,10 @@ class Transformer:
     async def render(self, image_id: str, operation: str) -> Variant:
         return await asyncio.to_thread(self._render, image_id, operation)
 
+    async def materialise(self, image_id: str, operation: str) -> dict[str, Any]:
+        """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them)."""
+        return await asyncio.to_thread(self._materialise, image_id, operation)
+
     async def self_test(self) -> bool:
         """A tiny decode -> operation -> encode, for /healthz."""
         return await asyncio.to_thread(self._self_test)
@@ -72,10 +76,19 @@ class Transformer:
         return image_record(stored)
 
     def _render(self, image_id: str, operation: str) -> Variant:
+        stored, data = self._variant(image_id, operation)
+        return Variant(data if data is not None else self.store.read(stored), stored.content_type, stored.sha256)
+
+    def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
+        stored, _ = self._variant(image_id, operation)
+        return {"variant_id": stored.key, "content_type": stored.content_type, "bytes": stored.length}
+
+    def _variant(self, image_id: str, operation: str) -> tuple[StoredFile, bytes | None]:
+        """The stored variant, rendering and storing it first if needed (then also its bytes)."""
         key = variant_key(image_id, operation)
         cached = self.store.find(key)
-        if cached is not None:  # another replica or a batch job got here first
-            return Variant(self.store.read(cached), cached.content_type, cached.sha256)
+        if cached is not None:  # another replica, request or batch job got here first
+            return cached, None
         original = self.store.find(image_id)
         if original is None:
             raise ApiError(404, "not_found", f"no image with id {image_id}")
@@ -83,7 +96,7 @@ class Transformer:
                      options=self.settings.encode_options)
         stored, _ = self.store.put(key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": image_id, "operation": operation, "format": out.format})
-        return Variant(out.data, stored.content_type, stored.sha256)
+        return stored, out.data
 
     def _self_test(self) -> bool:
         pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)

@@ -14,6 +14,7 @@ from storage import ImageStore
 from storage.embedded_mongod import EmbeddedMongod, free_port
 
 UPLOAD_LIMIT = 8_000_000  # small enough to test 413 cheaply
+PREFETCH = 3  # the bridge's prefetch in tests
 
 os.environ.setdefault("RAY_ACCEPT_CLOUD_SERVICE_USAGE_STATS", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -31,10 +32,35 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(mongo_url: str) -> Settings:
-    return Settings.from_env(mongo_url=mongo_url, mongo_db=f"prog_image_test_{os.getpid()}",
-                             http_port=free_port(), amqp_url="", transform_max_replicas=2,
-                             max_upload_bytes=UPLOAD_LIMIT)
+def amqp_url() -> Iterator[str]:
+    """The real local RabbitMQ, started if it is not running (the CI script stops it again)."""
+    from deployments.services import ensure_rabbitmq
+
+    url = os.environ.get("PROG_IMAGE_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
+    ensure_rabbitmq(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def settings(mongo_url: str, amqp_url: str) -> Iterator[Settings]:
+    settings = Settings.from_env(mongo_url=mongo_url, mongo_db=f"prog_image_test_{os.getpid()}",
+                                 http_port=free_port(), amqp_url=amqp_url, transform_max_replicas=2,
+                                 amqp_queue=f"prog_image.jobs.test{os.getpid()}", amqp_prefetch=PREFETCH,
+                                 max_upload_bytes=UPLOAD_LIMIT)
+    yield settings
+    _delete_queues(settings)
+
+
+def _delete_queues(settings: Settings) -> None:
+    import pika
+
+    from deployments import amqp
+
+    with pika.BlockingConnection(pika.URLParameters(settings.amqp_url)) as connection:
+        channel = connection.channel()
+        for queue in (settings.amqp_queue, amqp.dead_queue(settings.amqp_queue)):
+            channel.queue_delete(queue)
+        channel.exchange_delete(amqp.dead_exchange(settings.amqp_queue))
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +91,10 @@ def client(service: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    path = Path(os.environ.get("PROG_IMAGE_CORPUS", Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"))
-    if not (path / "good").is_dir():
-        pytest.skip(f"no real-world corpus at {path.resolve()} (set PROG_IMAGE_CORPUS); generated fixtures still run")
-    return path.resolve()
+    candidates = [Path(p) for p in (os.environ.get("PROG_IMAGE_CORPUS"),) if p]
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "corpus", Path("/work/shared/corpus")]
+    for path in candidates:
+        if (path / "good").is_dir():
+            return path.resolve()
+    pytest.skip(f"no real-world corpus in {', '.join(map(str, candidates))} (set PROG_IMAGE_CORPUS); "
+                "the generated fixtures still run")

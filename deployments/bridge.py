@@ -1,0 +1,235 @@
+"""The RabbitMQ bridge: consumes batch jobs and runs them on the same Transformer as HTTP.
+
+Why a dedicated thread with pika's BlockingConnection: pika connections are not thread-safe, and
+a job is a long blocking sequence (Mongo reads, many transform calls). One thread owns the
+connection and does nothing but I/O: it keeps heartbeats flowing however long a job takes, and
+hands each delivery to a worker pool as large as the prefetch. Workers never touch the channel;
+they schedule the reply, dead-letter and ack back onto the connection's thread with
+add_callback_threadsafe, which is the pattern pika documents for threaded consumers.
+SelectConnection would need the whole job written as callbacks, and pika's asyncio adapter would
+put AMQP I/O on the replica's event loop, where a slow Mongo call could starve heartbeats.
+
+Guarantees: manual acks, sent only after every result and the job state are in MongoDB; results
+have deterministic ids, so a redelivery stores nothing twice; a message that can never succeed
+is published to the dead-letter queue with an x-error header (confirmed) and then acked; a
+transient failure is retried with backoff, then dead-lettered; a lost connection is re-opened
+with backoff, and its unacked messages come back from the broker to be finished idempotently.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pymongo.errors import PyMongoError
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle
+
+from deployments import amqp
+from deployments.config import Settings
+from deployments.errors import ApiError
+from deployments.job_messages import InvalidJob, derived_job_id, parse_json_job, parse_operations
+from storage import ImageStore
+from storage.jobs import JobStore
+from transforms import ImageError
+
+log = logging.getLogger("ray.serve")
+
+# Worth retrying: the database, the cluster or a deadline hiccuped. Anything else is permanent.
+TRANSIENT = (PyMongoError, BackPressureError, RayActorError, TimeoutError, ConnectionError)
+
+
+class JobRunner:
+    """Turns one message into stored results and a result document. No AMQP here."""
+
+    def __init__(self, transformer: DeploymentHandle, settings: Settings) -> None:
+        self.transformer = transformer
+        self.settings = settings
+        self.store = ImageStore(settings.mongo_url, settings.mongo_db)
+        self.jobs = JobStore(self.store)
+
+    def run(self, properties: pika.BasicProperties, body: bytes) -> dict[str, Any]:
+        job_id, image_ids, operations = self._parse(properties, body)
+        missing = [image_id for image_id in dict.fromkeys(image_ids) if self.store.find(image_id) is None]
+        if missing:
+            raise InvalidJob(f"unknown image id(s): {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+        doc = self.jobs.begin(job_id, image_ids, operations)
+        if doc["state"] in ("done", "failed"):  # redelivered after we finished: only the ack was lost
+            return self._result(doc)
+        self.jobs.set_state(job_id, "running")
+        tasks = [(index, image_id, op) for index, image_id in enumerate(image_ids) for op in operations]
+        window = max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing)
+        for start in range(0, len(tasks), window):  # bounded fan-out across the transform replicas
+            batch = tasks[start:start + window]
+            responses = [self.transformer.materialise.remote(image_id, op) for _, image_id, op in batch]
+            for (index, image_id, op), response in zip(batch, responses, strict=True):
+                self.jobs.record(job_id, index, op, self._outcome(image_id, op, response))
+        return self._result(self.jobs.finish(job_id))
+
+    def _parse(self, properties: pika.BasicProperties, body: bytes) -> tuple[str, list[str], list[str]]:
+        content_type = (properties.content_type or "").split(";")[0].strip().lower()
+        headers = properties.headers or {}
+        if content_type.startswith("image/"):
+            try:
+                operations = parse_operations(str(headers.get("x-operations", "")))
+            except ValueError as exc:
+                raise InvalidJob(f"x-operations header: {exc}") from None
+            if len(body) > self.settings.max_upload_bytes:
+                raise InvalidJob(f"image is larger than {self.settings.max_upload_bytes} bytes")
+            try:
+                record = self.transformer.ingest.remote(body).result(timeout_s=self.settings.request_timeout_s)
+            except ImageError as exc:
+                raise InvalidJob(f"{exc.code}: {exc.message}") from None
+            job_id = str(headers.get("x-job-id") or derived_job_id(properties.message_id, body, ",".join(operations)))
+            return job_id, [record["image_id"]], operations
+        if content_type in ("application/json", ""):
+            job = parse_json_job(body)
+            return (job.job_id or derived_job_id(properties.message_id, body),
+                    [item.image_id for item in job.items], job.operations)
+        raise InvalidJob(f"unsupported content_type {content_type!r}: use application/json or image/*")
+
+    def _outcome(self, image_id: str, op: str, response: Any) -> dict[str, Any]:
+        try:
+            variant = response.result(timeout_s=self.settings.request_timeout_s)
+        except (ImageError, ApiError) as exc:  # this item can't be done; the rest of the job goes on
+            return {"status": "failed", "error": getattr(exc, "message", str(exc))}
+        base = self.settings.public_url or f"http://{self.settings.http_host}:{self.settings.http_port}"
+        return {"status": "ok", "variant_id": variant["variant_id"], "url": f"{base}/{image_id}/{op}",
+                "content_type": variant["content_type"], "bytes": variant["bytes"]}
+
+    @staticmethod
+    def _result(doc: dict[str, Any]) -> dict[str, Any]:
+        return {"job_id": doc["_id"], "state": doc["state"], "progress": doc["progress"],
+                "operations": doc["operations"], "items": doc["items"]}
+
+
+@serve.deployment
+class Bridge:
+    def __init__(self, transformer: DeploymentHandle, settings: Settings) -> None:
+        self.settings = settings
+        self.runner = JobRunner(transformer, settings)
+        self.queue = settings.amqp_queue
+        self.stopping = threading.Event()
+        self.workers = ThreadPoolExecutor(settings.amqp_prefetch, thread_name_prefix="job")
+        self.stats = {"connected": False, "processed": 0, "dead_lettered": 0, "retried": 0, "reconnects": 0}
+        self.thread = threading.Thread(target=self._consume_forever, name="amqp", daemon=True)
+        self.thread.start()
+
+    def check_health(self) -> None:
+        if not self.thread.is_alive():
+            raise RuntimeError("the AMQP consumer thread has stopped")
+        self.runner.store.ping()
+
+    def status(self) -> dict[str, Any]:
+        return {**self.stats, "queue": self.queue}
+
+    def __del__(self) -> None:
+        self.stopping.set()
+
+    # --- the connection thread ----------------------------------------------------------------
+
+    def _consume_forever(self) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self._consume()
+                delay = 0.5
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning("AMQP connection lost (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, delay)
+            self.stats["connected"] = False
+            self.stats["reconnects"] += 1
+            self.stopping.wait(delay)
+            delay = min(delay * 2, 15.0)
+
+    def _consume(self) -> None:
+        params = amqp.connection_parameters(self.settings.amqp_url, f"prog-image-bridge:{self.queue}")
+        connection = pika.BlockingConnection(params)
+        try:
+            channel = connection.channel()
+            amqp.declare(channel, self.queue)
+            channel.confirm_delivery()  # a dead-lettered copy or reply is confirmed before the ack
+            channel.basic_qos(prefetch_count=self.settings.amqp_prefetch)
+            channel.basic_consume(self.queue, functools.partial(self._on_message, connection))
+            self.stats["connected"] = True
+            log.info("bridge consuming %s (prefetch %d)", self.queue, self.settings.amqp_prefetch)
+            while not self.stopping.is_set():
+                connection.process_data_events(time_limit=1)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _on_message(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                    method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        self.workers.submit(self._work, connection, channel, method.delivery_tag, properties, body)
+
+    # --- worker threads -----------------------------------------------------------------------
+
+    def _work(self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int,
+              properties: pika.BasicProperties, body: bytes) -> None:
+        try:
+            result = self._run_with_retries(properties, body)
+            finish = functools.partial(self._complete, channel, tag, properties, result)
+        except InvalidJob as exc:
+            finish = functools.partial(self._dead_letter, channel, tag, properties, body, str(exc))
+        except Exception as exc:  # retries exhausted, or a bug: never lose the message, never crash
+            reason = f"gave up after {self.settings.job_retries} attempts: {type(exc).__name__}: {exc}"
+            finish = functools.partial(self._dead_letter, channel, tag, properties, body, reason)
+        try:
+            connection.add_callback_threadsafe(finish)
+        except Exception:  # connection gone: the broker redelivers the message to the next connection
+            log.warning("connection closed before ack of delivery %s; it will be redelivered", tag)
+
+    def _run_with_retries(self, properties: pika.BasicProperties, body: bytes) -> dict[str, Any]:
+        for attempt in range(1, self.settings.job_retries + 1):
+            try:
+                return self.runner.run(properties, body)
+            except TRANSIENT as exc:
+                if attempt == self.settings.job_retries or self.stopping.is_set():
+                    raise
+                self.stats["retried"] += 1
+                pause = min(0.5 * 2 ** attempt, 10.0)
+                log.warning("job attempt %d failed (%s); retrying in %.1f s", attempt, type(exc).__name__, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    # --- back on the connection thread ----------------------------------------------------------
+
+    def _complete(self, channel: BlockingChannel, tag: int, properties: pika.BasicProperties,
+                  result: dict[str, Any]) -> None:
+        if not channel.is_open:
+            return
+        self._reply(channel, properties, result)
+        channel.basic_ack(tag)
+        self.stats["processed"] += 1
+
+    def _dead_letter(self, channel: BlockingChannel, tag: int, properties: pika.BasicProperties, body: bytes,
+                     reason: str) -> None:
+        if not channel.is_open:
+            return
+        log.warning("dead-lettering a message: %s", reason)
+        headers = {**(properties.headers or {}), "x-error": reason, "x-original-queue": self.queue}
+        channel.basic_publish(amqp.dead_exchange(self.queue), amqp.dead_queue(self.queue), body,
+                              pika.BasicProperties(content_type=properties.content_type, headers=headers,
+                                                   correlation_id=properties.correlation_id,
+                                                   message_id=properties.message_id, delivery_mode=2))
+        self._reply(channel, properties, {"state": "rejected", "error": reason})
+        channel.basic_ack(tag)
+        self.stats["dead_lettered"] += 1
+
+    @staticmethod
+    def _reply(channel: BlockingChannel, properties: pika.BasicProperties, result: dict[str, Any]) -> None:
+        if properties.reply_to:
+            channel.basic_publish("", properties.reply_to, json.dumps(result, default=str).encode(),
+                                  pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                       correlation_id=properties.correlation_id))
+

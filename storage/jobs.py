@@ -1,0 +1,55 @@
+"""Batch job state in MongoDB: one document per job, updated as each item and operation lands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from storage.gridfs_store import ImageStore
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class JobStore:
+    """States: queued (received), running, done (every result ok) or failed (some result failed)."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self.jobs = store.db["jobs"]
+
+    def begin(self, job_id: str, image_ids: list[str], operations: list[str]) -> dict[str, Any]:
+        """Create the job, or return it as it is when a redelivery finds it already there."""
+        items = [{"image_id": image_id, "results": {}} for image_id in image_ids]
+        doc = self.jobs.find_one_and_update(
+            {"_id": job_id},
+            {"$setOnInsert": {"state": "queued", "operations": operations, "items": items, "created_at": _now(),
+                              "progress": {"total": len(items) * len(operations), "done": 0, "failed": 0}}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        return doc
+
+    def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
+        update: dict[str, Any] = {"state": state, "updated_at": _now()}
+        if error:
+            update["error"] = error
+        self.jobs.update_one({"_id": job_id}, {"$set": update})
+
+    def record(self, job_id: str, index: int, operation: str, result: dict[str, Any]) -> None:
+        """Store one result; progress counts each (item, operation) once, however often it is redelivered."""
+        path = f"items.{index}.results.{operation}"
+        counter = "progress.done" if result["status"] == "ok" else "progress.failed"
+        self.jobs.update_one({"_id": job_id, path: {"$exists": False}},
+                             {"$set": {path: result, "updated_at": _now()}, "$inc": {counter: 1}})
+
+    def finish(self, job_id: str) -> dict[str, Any]:
+        doc = self.jobs.find_one({"_id": job_id})
+        assert doc is not None
+        state = "failed" if doc["progress"]["failed"] else "done"
+        self.set_state(job_id, state)
+        doc["state"] = state
+        return doc
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return self.jobs.find_one({"_id": job_id})

@@ -1,0 +1,235 @@
+"""Batch jobs over the real RabbitMQ, with the real Serve app and mongod."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pika
+import pytest
+from PIL import Image
+
+from deployments import amqp
+from storage.keys import variant_key
+from tests.conftest import PREFETCH
+from tests.images import encoded, opened, photo
+
+pytestmark = pytest.mark.usefixtures("service")
+
+
+class Broker:
+    """A test-side producer: publish with confirms, wait for replies, read the dead-letter queue."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        self.channel = self.connection.channel()
+        amqp.declare(self.channel, settings.amqp_queue)
+        self.channel.confirm_delivery()
+        self.replies = self.channel.queue_declare("", exclusive=True).method.queue
+        self.received: dict[str, dict[str, Any]] = {}  # replies that arrived while waiting for another
+
+    def publish(self, body: bytes, content_type: str = "application/json", headers: dict | None = None,
+                reply: bool = True, message_id: str | None = None) -> str:
+        correlation_id = uuid.uuid4().hex
+        self.channel.basic_publish("", self.settings.amqp_queue, body, pika.BasicProperties(
+            content_type=content_type, headers=headers or {}, correlation_id=correlation_id,
+            message_id=message_id, reply_to=self.replies if reply else None, delivery_mode=2))
+        return correlation_id
+
+    def job(self, image_ids: list[str], operations: list[str], **extra: Any) -> str:
+        return self.publish(json.dumps({"items": [{"image_id": i} for i in image_ids],
+                                        "operations": operations, **extra}).encode())
+
+    def reply(self, correlation_id: str, timeout_s: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while correlation_id not in self.received and time.monotonic() < deadline:
+            method, properties, body = self.channel.basic_get(self.replies, auto_ack=True)
+            if method is None:
+                self.connection.sleep(0.1)
+            else:
+                self.received[properties.correlation_id] = json.loads(body)
+        if correlation_id in self.received:
+            return self.received.pop(correlation_id)
+        raise AssertionError(f"no reply for {correlation_id} within {timeout_s} s")
+
+    def dead_letters(self, expected: int, timeout_s: float = 60) -> list[tuple[Any, bytes]]:
+        found: list[tuple[Any, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < expected and time.monotonic() < deadline:
+            method, properties, body = self.channel.basic_get(amqp.dead_queue(self.settings.amqp_queue),
+                                                              auto_ack=True)
+            if method is None:
+                self.connection.sleep(0.2)
+            else:
+                found.append((properties, body))
+        return found
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def broker(settings):
+    broker = Broker(settings)
+    yield broker
+    broker.close()
+
+
+def upload_many(client, count: int, size: tuple[int, int] = (64, 48), seed: int = 0, fmt: str = "PNG") -> list[str]:
+    ids = []
+    for i in range(count):
+        data = encoded(photo(*size, seed=seed + i), fmt)
+        response = client.post("/upload_file", files={"image": (f"{i}.png", data)})
+        assert response.status_code == 201
+        ids.append(response.json()["image_id"])
+    return ids
+
+
+def test_job_of_100_images_times_2_operations(client, store, broker):
+    ids = upload_many(client, 100, seed=1000)
+    started = time.perf_counter()
+    correlation_id = broker.job(ids, ["png", "grayscale"], job_id="hundred")
+    reply = broker.reply(correlation_id)
+    elapsed = time.perf_counter() - started
+    print(f"\nbatch: 100 images x 2 operations in {elapsed:.1f} s ({200 / elapsed:.1f} variants/s)")
+    assert reply["job_id"] == "hundred" and reply["state"] == "done"
+    assert reply["progress"] == {"total": 200, "done": 200, "failed": 0}
+    for image_id in ids:
+        for op in ("png", "grayscale"):
+            assert store.count(variant_key(image_id, op)) == 1
+    for item in reply["items"][:5]:  # pixels of a sample, against Pillow
+        original = np.asarray(opened(store.read(store.find(item["image_id"]))))
+        gray = store.read(store.find(item["results"]["grayscale"]["variant_id"]))
+        assert np.array_equal(np.asarray(opened(gray)), np.asarray(Image.fromarray(original).convert("L")))
+        assert item["results"]["png"]["url"].endswith(f"/{item['image_id']}/png")
+    job = client.get("/jobs/hundred").json()
+    assert job["state"] == "done" and job["progress"]["done"] == 200
+    # A variant stored by the batch is served as stored, not recomputed.
+    stored = store.find(variant_key(ids[0], "grayscale"))
+    response = client.get(f"/{ids[0]}/grayscale")
+    assert response.headers["etag"] == f'"{stored.sha256}"' and response.content == store.read(stored)
+
+
+def test_single_image_message_is_stored_then_converted(client, store, broker):
+    data = encoded(photo(80, 60, seed=77), "JPEG")
+    correlation_id = broker.publish(data, "image/jpeg", {"x-operations": "png,mirror"})
+    reply = broker.reply(correlation_id)
+    assert reply["state"] == "done"
+    image_id = reply["items"][0]["image_id"]
+    upload = client.post("/upload_file", files={"image": ("same.jpg", data)}).json()
+    assert upload["image_id"] == image_id  # the same content-addressed id as HTTP
+    assert set(reply["items"][0]["results"]) == {"png", "mirror"}
+    assert store.count(variant_key(image_id, "mirror")) == 1
+
+
+def test_poison_messages_are_dead_lettered_with_a_reason(client, broker, settings):
+    known = upload_many(client, 1, seed=500)[0]
+    poison = [
+        (b"{not json", "application/json", {}, "not JSON"),
+        (json.dumps({"operations": ["png"]}).encode(), "application/json", {}, "items"),
+        (json.dumps({"items": [{"image_id": "0" * 64}], "operations": ["png"]}).encode(), "application/json", {},
+         "unknown image id"),
+        (json.dumps({"items": [{"image_id": known}], "operations": ["sepia"]}).encode(), "application/json", {},
+         "operations"),
+        (b"this is not an image", "image/png", {"x-operations": "png"}, "unsupported_format"),
+        (encoded(photo(10, 10), "PNG"), "image/png", {}, "x-operations"),
+        (b"<xml/>", "text/xml", {}, "content_type"),
+    ]
+    ids = [broker.publish(body, ctype, headers) for body, ctype, headers, _ in poison]
+    dead = broker.dead_letters(len(poison))
+    assert len(dead) == len(poison)
+    by_body = {body: props for props, body in dead}
+    for body, _, _, reason in poison:
+        error = by_body[body].headers["x-error"]
+        assert reason in error, (reason, error)
+    for correlation_id in ids:  # the producer hears about the rejection too
+        assert broker.reply(correlation_id, 30)["state"] == "rejected"
+    # ...and the bridge keeps consuming.
+    assert broker.reply(broker.job([known], ["grayscale"]))["state"] == "done"
+
+
+def test_redelivery_duplicates_nothing(client, store, broker):
+    ids = upload_many(client, 5, seed=600)
+    first = broker.reply(broker.job(ids, ["png", "mirror"], job_id="again"))
+    files_before = store.files.count_documents({})
+    second = broker.reply(broker.job(ids, ["png", "mirror"], job_id="again"))
+    assert store.files.count_documents({}) == files_before
+    assert [i["results"] for i in first["items"]] == [i["results"] for i in second["items"]]
+    for image_id in ids:
+        assert store.count(variant_key(image_id, "png")) == 1 and store.count(variant_key(image_id, "mirror")) == 1
+    assert store.db["jobs"].count_documents({"_id": "again"}) == 1
+
+
+def _rabbitmqctl(*args: str) -> str:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+
+
+def _bridge_connections(settings) -> list[str]:
+    """Broker-side pids of the bridge's connections, found by its connection name."""
+    out = _rabbitmqctl("list_connections", "pid", "client_properties")
+    name = f"prog-image-bridge:{settings.amqp_queue}"
+    return [line.split("\t")[0] for line in out.splitlines() if name in line]
+
+
+def test_connection_loss_mid_job_loses_nothing(client, store, broker, settings):
+    ids = upload_many(client, 12, size=(900, 700), seed=700, fmt="JPEG")
+    [before] = _bridge_connections(settings)
+    correlation_id = broker.job(ids, ["png", "grayscale"], job_id="interrupted")
+    time.sleep(1.0)  # in flight
+    assert client.get("/jobs/interrupted").json()["state"] == "running"
+    _rabbitmqctl("close_connection", before, "test: broker closes the bridge's connection")
+    reply = broker.reply(correlation_id)
+    assert reply["state"] == "done" and reply["progress"]["done"] == 24
+    for image_id in ids:
+        assert store.count(variant_key(image_id, "png")) == 1
+    deadline = time.monotonic() + 30
+    while not (after := _bridge_connections(settings)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert after and after != [before]  # it reconnected by itself
+
+
+def test_prefetch_bounds_unacked_messages(client, broker, settings):
+    ids = upload_many(client, 4 * PREFETCH, size=(700, 500), seed=800)
+    correlation_ids = [broker.job([image_id], ["png", "grayscale", "mirror", "jpeg"]) for image_id in ids]
+    peak = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            for line in _rabbitmqctl("list_queues", "name", "messages_unacknowledged").splitlines():
+                name, _, unacked = line.partition("\t")
+                if name == settings.amqp_queue:
+                    peak = max(peak, int(unacked))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for correlation_id in correlation_ids:
+            assert broker.reply(correlation_id)["state"] == "done"
+    finally:
+        done.set()
+        watcher.join()
+    assert 1 <= peak <= PREFETCH
+
+
+def test_cli_submit_wait(client, store, settings, tmp_path: Path):
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(encoded(photo(40, 30, seed=900 + i), "PNG"))
+    env = {"PROG_IMAGE_AMQP_URL": settings.amqp_url, "PROG_IMAGE_AMQP_QUEUE": settings.amqp_queue,
+           "PATH": str(Path(sys.executable).parent)}
+    out = subprocess.run([sys.executable, "-m", "deployments.cli", "batch", "submit", str(tmp_path),
+                          "--ops", "png,grayscale", "--wait", "--timeout", "120"],
+                         capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("done") == 3 and "source" in out.stdout.splitlines()[0]
+    assert "100%" in out.stderr  # the progress bar ran to the end
