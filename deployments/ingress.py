@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -23,11 +23,12 @@ from deployments.body_limit import BodyLimit
 from deployments.config import Settings
 from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
-from deployments.transformer import Variant
+from deployments.transformer import Variant, variant_params
 from storage import ImageStore, StoredFile
 from storage.jobs import JobStore
 from storage.keys import is_image_id, variant_key
 from transforms import OPERATIONS
+from transforms.encode import PNG_COMPRESSIONS
 
 app = FastAPI(
     title="prog-image",
@@ -123,26 +124,30 @@ class Api:
 
     @app.api_route("/{image_id}/{operation}", methods=["GET", "HEAD"], response_class=Response,
                    responses={200: _IMAGE, 304: {"description": "Not modified."}, 404: _ERROR, 503: _ERROR})
-    async def variant(self, image_id: str, operation: str, request: Request) -> Response:
+    async def variant(self, image_id: str, operation: str, request: Request,
+                      compression: str | None = Query(None, description="PNG output: fast or small; "
+                                                      "default from PROG_IMAGE_PNG_COMPRESSION.")) -> Response:
         """The image converted by `operation`: jpeg, png, grayscale (keeps the format) or mirror (keeps the format)."""
+        if compression is not None and compression not in PNG_COMPRESSIONS:
+            raise ApiError(400, "bad_parameter", f"compression must be one of {', '.join(PNG_COMPRESSIONS)}")
         if not is_image_id(image_id):
             raise ApiError(404, "not_found", f"no image with id {image_id!r}: ids are 64 hex characters")
         if operation not in OPERATIONS:
             raise ApiError(404, "unknown_operation",
                            f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
-        key = variant_key(image_id, operation)
+        key = variant_key(image_id, operation, **variant_params(self.settings, compression))
         cached = await asyncio.to_thread(self.store.find, key)
         if cached is not None:
             return self._stream(cached, request)
-        rendered = await self._render_once(key, image_id, operation)
+        rendered = await self._render_once(
+            key, lambda: self.transformer.render.remote(image_id, operation, compression))
         return self._respond(rendered.data, rendered.media_type, rendered.sha256, request)
 
-    async def _render_once(self, key: str, image_id: str, operation: str) -> Variant:
+    async def _render_once(self, key: str, send: Callable[[], Awaitable[Variant]]) -> Variant:
         """Concurrent first requests for one variant share a single render."""
         pending = self.inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._call(
-                lambda: self.transformer.render.remote(image_id, operation), idempotent=True))
+            pending = asyncio.ensure_future(self._call(send, idempotent=True))
             self.inflight[key] = pending
             pending.add_done_callback(lambda _: self.inflight.pop(key, None))
         return await asyncio.shield(pending)
@@ -166,7 +171,7 @@ class Api:
         raise AssertionError("unreachable")
 
     def _stream(self, stored: StoredFile, request: Request) -> Response:
-        headers = cache_headers(stored.sha256)
+        headers = cache_headers(stored.sha256, hit=True)
         if not_modified(request, headers["ETag"]):
             return Response(status_code=304, headers=headers)
         headers["Content-Length"] = str(stored.length)
@@ -175,7 +180,7 @@ class Api:
         return StreamingResponse(self.store.iter_chunks(stored), media_type=stored.content_type, headers=headers)
 
     def _respond(self, data: bytes, media_type: str, sha256: str, request: Request) -> Response:
-        headers = cache_headers(sha256)
+        headers = cache_headers(sha256, hit=False)
         if not_modified(request, headers["ETag"]):
             return Response(status_code=304, headers=headers)
         if request.method == "HEAD":

@@ -9,6 +9,7 @@ as the cached variant so that later requests never reach this deployment at all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,13 @@ class Variant:
     sha256: str
 
 
+def variant_params(settings: Settings, png_compression: str | None) -> dict[str, str]:
+    """Parameters that name a variant: only those that differ from the configured defaults."""
+    if png_compression and png_compression != settings.png_compression:
+        return {"compression": png_compression}
+    return {}
+
+
 def image_record(stored: StoredFile) -> dict[str, Any]:
     """The public description of an original (the upload answer)."""
     meta = stored.metadata
@@ -50,8 +58,8 @@ class Transformer:
         """Validate an upload with a full decode, then store it under its content id."""
         return await asyncio.to_thread(self._ingest, data)
 
-    async def render(self, image_id: str, operation: str) -> Variant:
-        return await asyncio.to_thread(self._render, image_id, operation)
+    async def render(self, image_id: str, operation: str, png_compression: str | None = None) -> Variant:
+        return await asyncio.to_thread(self._render, image_id, operation, png_compression)
 
     async def materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them)."""
@@ -75,25 +83,28 @@ class Transformer:
                 "uploaded_at": dt.datetime.now(dt.UTC)})
         return image_record(stored)
 
-    def _render(self, image_id: str, operation: str) -> Variant:
-        stored, data = self._variant(image_id, operation)
+    def _render(self, image_id: str, operation: str, png_compression: str | None) -> Variant:
+        stored, data = self._variant(image_id, operation, png_compression)
         return Variant(data if data is not None else self.store.read(stored), stored.content_type, stored.sha256)
 
     def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         stored, _ = self._variant(image_id, operation)
         return {"variant_id": stored.key, "content_type": stored.content_type, "bytes": stored.length}
 
-    def _variant(self, image_id: str, operation: str) -> tuple[StoredFile, bytes | None]:
+    def _variant(self, image_id: str, operation: str,
+                 png_compression: str | None = None) -> tuple[StoredFile, bytes | None]:
         """The stored variant, rendering and storing it first if needed (then also its bytes)."""
-        key = variant_key(image_id, operation)
+        key = variant_key(image_id, operation, **variant_params(self.settings, png_compression))
         cached = self.store.find(key)
         if cached is not None:  # another replica, request or batch job got here first
             return cached, None
         original = self.store.find(image_id)
         if original is None:
             raise ApiError(404, "not_found", f"no image with id {image_id}")
-        out = render(self.store.read(original), operation, max_pixels=self.settings.max_pixels,
-                     options=self.settings.encode_options)
+        options = self.settings.encode_options
+        if png_compression:
+            options = dataclasses.replace(options, png_compression=png_compression)
+        out = render(self.store.read(original), operation, max_pixels=self.settings.max_pixels, options=options)
         stored, _ = self.store.put(key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": image_id, "operation": operation, "format": out.format})
         return stored, out.data

@@ -12,6 +12,7 @@ def is_image_id(value: str) -> bool:
     return bool(_IMAGE_ID.fullmatch(value))
 
 
-def variant_key(image_id: str, operation: str) -> str:
-    """Deterministic: the same source and operation always name the same file."""
-    return f"{image_id}/{operation}"
+def variant_key(image_id: str, operation: str, **params: str) -> str:
+    """Deterministic: the same source, operation and parameters always name the same file."""
+    query = "&".join(f"{name}={value}" for name, value in sorted(params.items()))
+    return f"{image_id}/{operation}" + (f"?{query}" if query else "")

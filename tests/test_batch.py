@@ -181,16 +181,20 @@ def _bridge_connections(settings) -> list[str]:
 
 
 def test_connection_loss_mid_job_loses_nothing(client, store, broker, settings):
-    ids = upload_many(client, 12, size=(900, 700), seed=700, fmt="JPEG")
+    ids = upload_many(client, 24, size=(1200, 900), seed=700, fmt="JPEG")
     [before] = _bridge_connections(settings)
-    correlation_id = broker.job(ids, ["png", "grayscale"], job_id="interrupted")
-    time.sleep(1.0)  # in flight
-    assert client.get("/jobs/interrupted").json()["state"] == "running"
+    correlation_id = broker.job(ids, ["png", "grayscale", "mirror"], job_id="interrupted")
+    deadline = time.monotonic() + 30
+    while (job := client.get("/jobs/interrupted").json()).get("state") != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job["state"] == "running"  # in flight
     _rabbitmqctl("close_connection", before, "test: broker closes the bridge's connection")
+    assert client.get("/jobs/interrupted").json()["progress"]["done"] < 72  # closed mid-job
     reply = broker.reply(correlation_id)
-    assert reply["state"] == "done" and reply["progress"]["done"] == 24
+    assert reply["state"] == "done" and reply["progress"]["done"] == 72
     for image_id in ids:
-        assert store.count(variant_key(image_id, "png")) == 1
+        for op in ("png", "grayscale", "mirror"):
+            assert store.count(variant_key(image_id, op)) == 1
     deadline = time.monotonic() + 30
     while not (after := _bridge_connections(settings)) and time.monotonic() < deadline:
         time.sleep(0.5)

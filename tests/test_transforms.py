@@ -80,3 +80,26 @@ def test_decode_reports_format_and_size():
     decoded = decode(encoded(photo(40, 30), "PNG"), max_pixels=10**6)
     assert (decoded.info.format, decoded.info.width, decoded.info.height) == ("PNG", 40, 30)
     assert decoded.pixels.shape == (30, 40, 3) and decoded.pixels.dtype == np.uint8
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9, 3), (9, 1, 4), (33, 70, 2), (65, 31, 3), (40, 40, 4)])
+def test_fast_png_is_lossless_for_every_layout(shape):
+    from transforms.png_fast import encode_png
+
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    smooth = np.cumsum(np.ones(shape, np.uint8), axis=1, dtype=np.uint8)  # mostly-zero residuals: full search
+    for image in (pixels, smooth, photo(*shape[1::-1])[..., : shape[2]] if len(shape) == 3 else pixels):
+        data = encode_png(image)
+        Image.open(__import__("io").BytesIO(data)).verify()  # CRCs and structure
+        assert np.array_equal(pixels_of(data), image)
+
+
+def test_fast_png_is_close_to_pillow_in_size():
+    import io
+
+    from transforms.png_fast import encode_png
+
+    pixels = photo(400, 300)
+    reference = io.BytesIO()
+    Image.fromarray(pixels).save(reference, "PNG")
+    assert len(encode_png(pixels)) <= 1.15 * len(reference.getvalue())

@@ -12,7 +12,9 @@ import numpy as np
 from PIL import Image
 
 from transforms.alpha import flatten_on_white
+from transforms.png_fast import encode_png
 
+PNG_COMPRESSIONS = ("fast", "small")
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 WRITABLE = frozenset(MEDIA_TYPES)
 
@@ -22,7 +24,7 @@ class EncodeOptions:
     """Codec settings, chosen by the service configuration."""
 
     jpeg_quality: int = 85
-    png_compress_level: int = 6
+    png_compression: str = "fast"  # "fast": transforms.png_fast; "small": Pillow, zlib level 9
     webp_quality: int = 80
 
 
@@ -34,14 +36,14 @@ def to_image(pixels: np.ndarray) -> Image.Image:
 def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
     if fmt not in WRITABLE:
         raise ValueError(f"cannot write {fmt}")
-    if fmt == "JPEG":
-        pixels = flatten_on_white(pixels)  # JPEG has no alpha: white, not black, behind it
-    img = to_image(pixels)
+    if fmt == "PNG" and options.png_compression == "fast":
+        return encode_png(pixels)
     out = io.BytesIO()
     if fmt == "JPEG":
-        img.save(out, "JPEG", quality=options.jpeg_quality)
+        # JPEG has no alpha: white, not black, behind it.
+        to_image(flatten_on_white(pixels)).save(out, "JPEG", quality=options.jpeg_quality)
     elif fmt == "PNG":
-        img.save(out, "PNG", compress_level=options.png_compress_level)
+        to_image(pixels).save(out, "PNG", compress_level=9)
     else:
-        img.save(out, "WEBP", quality=options.webp_quality)
+        to_image(pixels).save(out, "WEBP", quality=options.webp_quality)
     return out.getvalue()

@@ -1,0 +1,69 @@
+"""Variant cache and HTTP caching over real HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+
+from storage.keys import variant_key
+from tests.images import encoded, photo, pixels_of
+
+
+def upload(client, data: bytes) -> str:
+    response = client.post("/upload_file", files={"image": ("c.png", data)})
+    assert response.status_code == 201
+    return response.json()["image_id"]
+
+
+def test_second_get_is_served_from_the_stored_variant(client, store):
+    image_id = upload(client, encoded(photo(300, 200, seed=31), "PNG"))
+    first = client.get(f"/{image_id}/grayscale")
+    assert first.headers["x-cache"] == "MISS"
+    stored = store.find(variant_key(image_id, "grayscale"))
+    assert stored is not None and stored.metadata["operation"] == "grayscale"
+    second = client.get(f"/{image_id}/grayscale")
+    assert second.headers["x-cache"] == "HIT" and second.content == first.content
+    assert store.find(variant_key(image_id, "grayscale")).file_id == stored.file_id  # not re-rendered or re-stored
+    assert store.count(variant_key(image_id, "grayscale")) == 1
+
+
+def test_concurrent_first_requests_store_one_variant(client, store):
+    image_id = upload(client, encoded(photo(900, 700, seed=32), "PNG"))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: client.get(f"/{image_id}/mirror"), range(8)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert store.count(variant_key(image_id, "mirror")) == 1
+
+
+def test_etag_304_cache_control_and_head(client):
+    image_id = upload(client, encoded(photo(120, 80, seed=33), "PNG"))
+    for attempt in ("miss", "hit"):
+        response = client.get(f"/{image_id}/png")
+        etag = response.headers["etag"]
+        assert etag.startswith('"') and not etag.startswith('W/'), attempt  # strong
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        not_modified = client.get(f"/{image_id}/png", headers={"If-None-Match": etag})
+        assert not_modified.status_code == 304 and not_modified.content == b""
+        assert not_modified.headers["etag"] == etag
+        assert client.get(f"/{image_id}/png", headers={"If-None-Match": '"other"'}).status_code == 200
+    head = client.head(f"/{image_id}/png")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(response.content)
+    assert head.headers["content-type"] == "image/png" and head.headers["etag"] == etag
+    fresh_id = upload(client, encoded(photo(60, 40, seed=34), "PNG"))
+    head_miss = client.head(f"/{fresh_id}/mirror")  # HEAD of a variant not yet rendered
+    assert head_miss.status_code == 200 and int(head_miss.headers["content-length"]) > 0
+
+
+def test_compression_override_is_its_own_lossless_variant(client, store):
+    pixels = photo(200, 150, seed=35)
+    image_id = upload(client, encoded(pixels, "PNG"))
+    fast = client.get(f"/{image_id}/png")
+    small = client.get(f"/{image_id}/png?compression=small")
+    assert np.array_equal(pixels_of(fast.content), pixels) and np.array_equal(pixels_of(small.content), pixels)
+    assert fast.headers["etag"] != small.headers["etag"]
+    assert store.count(variant_key(image_id, "png", compression="small")) == 1
+    bad = client.get(f"/{image_id}/png?compression=tiny")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_parameter"
