@@ -18,13 +18,15 @@ with backoff, and its unacked messages come back from the broker to be finished 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pika
 import pika.exceptions
@@ -44,17 +46,23 @@ from storage.jobs import JobStore
 from transforms import ImageError
 
 log = logging.getLogger("ray.serve")
+T = TypeVar("T")
 
 # Worth retrying: the database, the cluster or a deadline hiccuped. Anything else is permanent.
 TRANSIENT = (PyMongoError, BackPressureError, RayActorError, TimeoutError, ConnectionError)
 
 
 class JobRunner:
-    """Turns one message into stored results and a result document. No AMQP here."""
+    """Turns one message into stored results and a result document. No AMQP here.
 
-    def __init__(self, transformer: DeploymentHandle, settings: Settings) -> None:
+    It runs on worker threads, but handle calls must be made on the replica's event loop (Serve's
+    throughput-optimised mode requires it), so each is sent there and waited for here.
+    """
+
+    def __init__(self, transformer: DeploymentHandle, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
         self.transformer = transformer
         self.settings = settings
+        self.loop = loop
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
         self.jobs = JobStore(self.store)
 
@@ -71,10 +79,17 @@ class JobRunner:
         window = max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing)
         for start in range(0, len(tasks), window):  # bounded fan-out across the transform replicas
             batch = tasks[start:start + window]
-            responses = [self.transformer.materialise.remote(image_id, op) for _, image_id, op in batch]
-            for (index, image_id, op), response in zip(batch, responses, strict=True):
-                self.jobs.record(job_id, index, op, self._outcome(image_id, op, response))
+            outcomes = self._on_loop(lambda batch=batch: asyncio.gather(
+                *(self._materialise(image_id, op) for _, image_id, op in batch)))
+            for (index, _, op), outcome in zip(batch, outcomes, strict=True):
+                self.jobs.record(job_id, index, op, outcome)
         return self._result(self.jobs.finish(job_id))
+
+    def _on_loop(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
 
     def _parse(self, properties: pika.BasicProperties, body: bytes) -> tuple[str, list[str], list[str]]:
         content_type = (properties.content_type or "").split(";")[0].strip().lower()
@@ -87,7 +102,8 @@ class JobRunner:
             if len(body) > self.settings.max_upload_bytes:
                 raise InvalidJob(f"image is larger than {self.settings.max_upload_bytes} bytes")
             try:
-                record = self.transformer.ingest.remote(body).result(timeout_s=self.settings.request_timeout_s)
+                record = self._on_loop(lambda: asyncio.wait_for(self.transformer.ingest.remote(body),
+                                                                self.settings.request_timeout_s))
             except ImageError as exc:
                 raise InvalidJob(f"{exc.code}: {exc.message}") from None
             job_id = str(headers.get("x-job-id") or derived_job_id(properties.message_id, body, ",".join(operations)))
@@ -98,9 +114,11 @@ class JobRunner:
                     [item.image_id for item in job.items], job.operations)
         raise InvalidJob(f"unsupported content_type {content_type!r}: use application/json or image/*")
 
-    def _outcome(self, image_id: str, op: str, response: Any) -> dict[str, Any]:
+    async def _materialise(self, image_id: str, op: str) -> dict[str, Any]:
+        """One item and operation: stored, or failed for a reason that retrying can't fix."""
         try:
-            variant = response.result(timeout_s=self.settings.request_timeout_s)
+            variant = await asyncio.wait_for(self.transformer.materialise.remote(image_id, op),
+                                             self.settings.request_timeout_s)
         except (ImageError, ApiError) as exc:  # this item can't be done; the rest of the job goes on
             return {"status": "failed", "error": getattr(exc, "message", str(exc))}
         base = self.settings.public_url or f"http://{self.settings.http_host}:{self.settings.http_port}"
@@ -115,9 +133,9 @@ class JobRunner:
 
 @serve.deployment
 class Bridge:
-    def __init__(self, transformer: DeploymentHandle, settings: Settings) -> None:
+    async def __init__(self, transformer: DeploymentHandle, settings: Settings) -> None:
         self.settings = settings
-        self.runner = JobRunner(transformer, settings)
+        self.runner = JobRunner(transformer, settings, asyncio.get_running_loop())
         self.queue = settings.amqp_queue
         self.stopping = threading.Event()
         self.workers = ThreadPoolExecutor(settings.amqp_prefetch, thread_name_prefix="job")

@@ -35,6 +35,9 @@ class Settings:
     ray_address: str = _setting("", "Ray cluster to join (e.g. ray://head:10001 or auto). Empty: start a local Ray.")
     http_host: str = _setting("127.0.0.1", "Address the HTTP proxy listens on (0.0.0.0 to serve other machines).")
     http_port: int = _setting(8000, "HTTP port.")
+    fast_path: bool = _setting(True, "Start a local Ray with Serve's HAProxy ingress and throughput-optimised "
+                                     "mode (RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED); bench/ "
+                                     "measured 2-3x the request rate of the default proxy.")
     transform_min_replicas: int = _setting(1, "Autoscaling lower bound for the transform deployment.")
     transform_max_replicas: int = _setting(4, "Autoscaling upper bound for the transform deployment.")
     transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
@@ -81,7 +84,7 @@ class Settings:
             if raw is not None:
                 kind = type(f.default)
                 try:
-                    values[f.name] = kind(raw)
+                    values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
                 except ValueError:
                     raise ValueError(f"{_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
         return cls(**{**values, **overrides})
@@ -92,6 +95,15 @@ class Settings:
     @property
     def encode_options(self) -> EncodeOptions:
         return EncodeOptions(self.jpeg_quality, self.png_compression, self.webp_quality)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
 
 
 def describe() -> str:

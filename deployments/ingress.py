@@ -41,6 +41,7 @@ app.add_middleware(BodyLimit, state=app.state)
 _ERROR = {"content": {"application/json": {"example": {"error": {"code": "not_found", "message": "..."}}}}}
 _IMAGE = {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "The converted image."}
 _RETRY_AFTER_S = "1"
+_INLINE_MAX = 4 * 1024 * 1024  # stored variants up to this size are read in one go; larger ones stream
 
 
 class UploadResult(BaseModel):
@@ -136,12 +137,14 @@ class Api:
             raise ApiError(404, "unknown_operation",
                            f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
         key = variant_key(image_id, operation, **variant_params(self.settings, compression))
-        cached = await asyncio.to_thread(self.store.find, key)
+        cached, body = await asyncio.to_thread(self.store.fetch, key, _INLINE_MAX)
         if cached is not None:
+            if body is not None:
+                return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
             return self._stream(cached, request)
         rendered = await self._render_once(
             key, lambda: self.transformer.render.remote(image_id, operation, compression))
-        return self._respond(rendered.data, rendered.media_type, rendered.sha256, request)
+        return self._respond(rendered.data, rendered.media_type, rendered.sha256, request, hit=False)
 
     async def _render_once(self, key: str, send: Callable[[], Awaitable[Variant]]) -> Variant:
         """Concurrent first requests for one variant share a single render."""
@@ -179,8 +182,8 @@ class Api:
             return Response(headers=headers, media_type=stored.content_type)
         return StreamingResponse(self.store.iter_chunks(stored), media_type=stored.content_type, headers=headers)
 
-    def _respond(self, data: bytes, media_type: str, sha256: str, request: Request) -> Response:
-        headers = cache_headers(sha256, hit=False)
+    def _respond(self, data: bytes, media_type: str, sha256: str, request: Request, hit: bool) -> Response:
+        headers = cache_headers(sha256, hit=hit)
         if not_modified(request, headers["ETag"]):
             return Response(status_code=304, headers=headers)
         if request.method == "HEAD":

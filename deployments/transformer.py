@@ -69,6 +69,15 @@ class Transformer:
         """A tiny decode -> operation -> encode, for /healthz."""
         return await asyncio.to_thread(self._self_test)
 
+    def memory(self, reset_peak: bool = False) -> dict[str, float]:
+        """This replica's RSS and peak RSS (MB), for the benchmark; reset_peak restarts the peak (Linux)."""
+        if reset_peak:
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+        return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "peak_mb": int(fields["VmHWM"].split()[0]) / 1024}
+
     def check_health(self) -> None:
         # Serve restarts a replica that cannot reach MongoDB.
         self.store.ping()

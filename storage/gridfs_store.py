@@ -92,17 +92,24 @@ class ImageStore:
         assert stored is not None
         return stored, True
 
+    def fetch(self, key: str, inline_max: int) -> tuple[StoredFile | None, bytes | None]:
+        """The file's description and, when it is at most inline_max bytes, its content: for the hot path."""
+        stored = self.find(key)
+        if stored is None or stored.length > inline_max:
+            return stored, None
+        return stored, self.read(stored)
+
     def read(self, stored: StoredFile) -> bytes:
-        return self.bucket.open_download_stream(stored.file_id).read()
+        data = b"".join(self.iter_chunks(stored))
+        if len(data) != stored.length:
+            raise OSError(f"GridFS file {stored.key} is incomplete: {len(data)} of {stored.length} bytes")
+        return data
 
     def iter_chunks(self, stored: StoredFile) -> Iterator[bytes]:
-        """Stream a file chunk by chunk, never holding it whole."""
-        stream = self.bucket.open_download_stream(stored.file_id)
-        try:
-            while chunk := stream.readchunk():
-                yield chunk
-        finally:
-            stream.close()
+        """Stream a file chunk by chunk, never holding it whole (one query; the files document is known)."""
+        cursor = self.chunks.find({"files_id": stored.file_id}, {"data": 1, "_id": 0}).sort("n", ASCENDING)
+        for chunk in cursor:
+            yield chunk["data"]
 
     def delete(self, key: str) -> bool:
         stored = self.find(key)

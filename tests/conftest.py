@@ -77,7 +77,7 @@ def service(settings: Settings) -> Iterator[str]:
 
     from deployments import services
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    services.start_ray(settings, num_cpus=2)
     services.start_serve(settings)
     yield f"http://127.0.0.1:{settings.http_port}"
     ray.shutdown()

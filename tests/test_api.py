@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -148,6 +150,9 @@ def test_data_survives_service_restart(client, settings):
     serve.delete(services.APP_NAME)
     assert client.get(f"/{image_id}/png").status_code == 404  # the app is really gone
     services.start_serve(settings)
+    deadline = time.monotonic() + 60  # the HTTP proxy picks up the new app's routes within moments
+    while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
     response = client.get(f"/{image_id}/mirror")
     assert response.status_code == 200
     assert np.array_equal(pixels_of(response.content), pixels_of(data)[:, ::-1])

@@ -1,0 +1,287 @@
+"""Benchmark: the service against the codec ceiling, in one run on one machine.
+
+    .venv/bin/python bench/run.py [--quick] [--modes default,throughput] [--out bench/results/run.json]
+
+1. Ceiling: the project's own decode -> operation -> encode called in-process, one process per
+   core, on photo-like 1 MP and 12 MP JPEG and PNG inputs.
+2. The service end to end over HTTP (its own mongod, local Ray, Serve on a free 127.0.0.1 port)
+   at concurrency 1, 2 and 8: requests/s, p50, p99, errors; uncached (every request a new image,
+   so a real render) and cached (the stored variant).
+3. Upload throughput, and a transform replica's peak RSS growth on a 24 MP image.
+
+Prints a table with service/ceiling ratios and writes JSON. Load is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from transforms import OPERATIONS, EncodeOptions, render
+
+ROUTES = tuple(OPERATIONS)
+SIZES = {"1MP": (1152, 864), "12MP": (4000, 3000)}
+OPTIONS = EncodeOptions()
+
+
+def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Smooth structure at several scales, gradients and sensor-like noise: compresses like a photo."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((height, width, 3), np.float32)
+    for cells, weight in ((6, 0.45), (40, 0.25), (200, 0.15)):
+        small = rng.integers(0, 256, (max(2, height * cells // width), cells, 3), dtype=np.uint8)
+        out += weight * np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC), np.float32)
+    y, x = np.mgrid[0:height, 0:width]
+    out[..., 0] += 0.15 * 255 * x / width
+    out[..., 2] += 0.15 * 255 * y / height
+    out += rng.normal(0, 3, out.shape).astype(np.float32)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def encode(pixels: np.ndarray, fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+_UNIQUE = itertools.count()
+
+
+def variants(pixels: np.ndarray, fmt: str, count: int) -> list[bytes]:
+    """Distinct files of the same picture (one pixel differs): each is a new id, so an uncached render."""
+    out = []
+    for _ in range(count):
+        i = next(_UNIQUE)
+        copy = pixels.copy()
+        copy[0, 0] = (i % 256, (i // 256) % 256, (i // 65536) % 256)
+        out.append(encode(copy, fmt))
+    return out
+
+
+# --- 1. ceiling ---------------------------------------------------------------------------------
+
+def _render_many(args: tuple[bytes, str, int]) -> float:
+    data, route, repeat = args
+    started = time.perf_counter()
+    for _ in range(repeat):
+        render(data, route, max_pixels=100_000_000, options=OPTIONS)
+    return time.perf_counter() - started
+
+
+def ceiling(inputs: dict[str, bytes], repeat: int) -> dict[str, dict[str, float]]:
+    cores = os.cpu_count() or 1
+    results = {}
+    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+        for name, data in inputs.items():
+            for route in ROUTES:
+                pool.map(_render_many, [(data, route, 1)] * cores)  # warm up
+                single = _render_many((data, route, repeat)) / repeat
+                started = time.perf_counter()
+                pool.map(_render_many, [(data, route, repeat)] * cores)
+                wall = time.perf_counter() - started
+                results[f"{name} {route}"] = {"ms": single * 1000, "rps": cores * repeat / wall}
+                print(f"  ceiling {name:10s} {route:9s} {single * 1000:7.1f} ms  {cores * repeat / wall:6.1f}/s",
+                      flush=True)
+    return results
+
+
+# --- 2. the service ------------------------------------------------------------------------------
+
+def load(url_for: Callable[[int], str], count: int, concurrency: int, base: str,
+         deadline_s: float = 120.0) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + deadline_s
+    local = threading.local()
+
+    def one(i: int) -> None:
+        nonlocal errors
+        if time.monotonic() > stop_at:
+            return
+        client = getattr(local, "client", None) or httpx.Client(base_url=base, timeout=120)
+        local.client = client
+        started = time.perf_counter()
+        try:
+            response = client.get(url_for(i))
+            ok = response.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            errors += not ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(count)))
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {"rps": len(latencies) / wall, "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            "errors": errors, "n": len(latencies)}
+
+
+def upload_all(client: httpx.Client, files: list[bytes]) -> tuple[list[str], float]:
+    started = time.perf_counter()
+    ids = []
+    for data in files:
+        response = client.post("/upload_file", files={"image": ("b", data)})
+        response.raise_for_status()
+        ids.append(response.json()["image_id"])
+    return ids, len(files) / (time.perf_counter() - started)
+
+
+def replica_memory(client: httpx.Client, base: str) -> dict[str, float]:
+    """Peak RSS growth of the transform replica that renders a 24 MP JPEG (grayscale and png)."""
+    from ray import serve
+
+    from deployments.services import APP_NAME
+
+    handle = serve.get_deployment_handle("Transformer", app_name=APP_NAME)
+    data = encode(photo_like(6000, 4000, seed=99), "JPEG")
+    image_id = client.post("/upload_file", files={"image": ("big.jpg", data)}).json()["image_id"]
+    decoded_mb = 6000 * 4000 * 3 / 2**20
+    out = {"decoded_mb": decoded_mb}
+    for route in ("grayscale", "png", "mirror"):
+        before = handle.memory.remote(reset_peak=True).result()
+        client.get(f"/{image_id}/{route}").raise_for_status()
+        after = handle.memory.remote(reset_peak=False).result()
+        growth = (after["peak_mb"] - before["rss_mb"])
+        out[f"{route}_peak_growth_mb"] = growth
+        out[f"{route}_ratio"] = growth / decoded_mb
+        print(f"  24 MP {route}: peak RSS growth {growth:.0f} MB = {growth / decoded_mb:.2f}x the decoded image",
+              flush=True)
+    return out
+
+
+def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray], quick: bool,
+            memory: bool) -> dict[str, Any]:
+    import ray
+
+    from deployments import services
+    from deployments.config import Settings
+    from storage.embedded_mongod import EmbeddedMongod, free_port
+
+    env = {"default": {}, "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"}, "throughput": services.FAST_PATH_ENV}[mode]
+    os.environ.update(env)
+    results: dict[str, Any] = {"mode": mode}
+    with tempfile.TemporaryDirectory() as tmp:
+        mongod = EmbeddedMongod(Path(tmp) / "mongo").start()
+        settings = Settings.from_env(mongo_url=mongod.url, http_port=free_port(), amqp_url="", fast_path=False)
+        try:
+            services.start_ray(settings, num_cpus=os.cpu_count())  # the mode's environment is set above
+            services.start_serve(settings)
+            base = f"http://127.0.0.1:{settings.http_port}"
+            with httpx.Client(base_url=base, timeout=300) as client:
+                if memory:
+                    results["memory"] = replica_memory(client, base)
+                for name in inputs:
+                    big = name.startswith("12MP")
+                    counts = {1: 4 if big else 16, 2: 6 if big else 24, 8: 12 if big else 48}
+                    if quick:
+                        counts = {c: max(2, n // 4) for c, n in counts.items()}
+                    fmt = "JPEG" if name.endswith("jpeg") else "PNG"
+                    for route in ROUTES:
+                        warm = upload_all(client, variants(pictures[name.split()[0]], fmt, 1))[0][0]
+                        client.get(f"/{warm}/{route}").raise_for_status()  # replicas warm, handles resolved
+                        for conc, count in counts.items():
+                            files = variants(pictures[name.split()[0]], fmt, count)
+                            ids, upload_rps = upload_all(client, files)
+                            results.setdefault("upload", {})[name] = upload_rps
+                            uncached = load(lambda i, ids=ids, route=route: f"/{ids[i]}/{route}", count, conc, base)
+                            cached = load(lambda i, ids=ids, route=route: f"/{ids[i % len(ids)]}/{route}",
+                                          count * (1 if big else 3), conc, base)
+                            results[f"{name} {route} c{conc}"] = {"uncached": uncached, "cached": cached}
+                            print(f"  {mode} {name:10s} {route:9s} c{conc}: uncached {uncached['rps']:6.1f}/s "
+                                  f"p50 {uncached['p50_ms']:6.0f} ms  cached {cached['rps']:6.1f}/s "
+                                  f"p50 {cached['p50_ms']:5.0f} ms  errors {uncached['errors'] + cached['errors']}",
+                                  flush=True)
+        finally:
+            ray.shutdown()
+            mongod.stop()
+            for key in env:
+                os.environ.pop(key, None)
+    return results
+
+
+def table(ceil: dict[str, dict[str, float]], runs: list[dict[str, Any]]) -> str:
+    lines = [f"{'mode':10s} {'input':10s} {'route':9s} {'conc':>4s} {'ceiling/s':>9s} {'uncached/s':>10s} "
+             f"{'ratio':>6s} {'p50':>6s} {'p99':>6s} {'cached/s':>9s} {'cached/unc':>10s} {'err':>4s}"]
+    for run in runs:
+        for key, value in run.items():
+            if not isinstance(value, dict) or "uncached" not in value:
+                continue
+            name, route, conc = key.rsplit(" ", 2)
+            top = ceil[f"{name} {route}"]["rps"]
+            unc, cac = value["uncached"], value["cached"]
+            lines.append(f"{run['mode']:10s} {name:10s} {route:9s} {conc:>4s} {top:9.1f} {unc['rps']:10.1f} "
+                         f"{unc['rps'] / top:6.0%} {unc['p50_ms']:6.0f} {unc['p99_ms']:6.0f} {cac['rps']:9.1f} "
+                         f"{cac['rps'] / unc['rps']:9.1f}x {unc['errors'] + cac['errors']:4d}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--modes", default="default,throughput",
+                        help="comma-separated Serve modes to compare: default, haproxy, throughput")
+    parser.add_argument("--sizes", default="1MP,12MP")
+    parser.add_argument("--out", default="bench/results/run.json")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    load_avg = os.getloadavg()
+    pictures = {size: photo_like(*SIZES[size]) for size in args.sizes.split(",")}
+    inputs = {f"{size} {fmt.lower()}": encode(pixels, fmt) for size, pixels in pictures.items()
+              for fmt in ("JPEG", "PNG")}
+    print(f"inputs: {', '.join(f'{k} {len(v) / 1e6:.1f} MB' for k, v in inputs.items())}; "
+          f"load average {load_avg[0]:.2f}", flush=True)
+    print("1. in-process ceiling", flush=True)
+    ceil = ceiling(inputs, repeat=2 if args.quick else 4)
+    png_default = {}
+    for size, pixels in pictures.items():  # /png against Pillow's default PNG save
+        started = time.perf_counter()
+        pillow = io.BytesIO()
+        Image.fromarray(pixels).save(pillow, "PNG")
+        pillow_ms = 1000 * (time.perf_counter() - started)
+        from transforms.png_fast import encode_png
+
+        started = time.perf_counter()
+        fast = encode_png(pixels)
+        fast_ms = 1000 * (time.perf_counter() - started)
+        png_default[size] = {"pillow_ms": pillow_ms, "fast_ms": fast_ms, "speedup": pillow_ms / fast_ms,
+                             "size_ratio": len(fast) / len(pillow.getvalue())}
+        print(f"  PNG encode {size}: Pillow default {pillow_ms:.0f} ms, ours {fast_ms:.0f} ms "
+              f"({pillow_ms / fast_ms:.1f}x), size {len(fast) / len(pillow.getvalue()):.3f}x", flush=True)
+    print("2. service over HTTP", flush=True)
+    runs = [service(mode, inputs, pictures, args.quick, memory=i == 0)
+            for i, mode in enumerate(args.modes.split(","))]
+    report = table(ceil, runs)
+    print(report)
+    for run in runs:
+        print(f"upload/s ({run['mode']}): " + ", ".join(f"{k} {v:.1f}" for k, v in run.get("upload", {}).items()))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"load_average": load_avg, "ceiling": ceil, "png_encode": png_default,
+                               "runs": runs, "table": report}, indent=2))
+    print(f"wrote {out}; load average now {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
