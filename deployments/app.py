@@ -20,7 +20,10 @@ def build_app(settings: Settings) -> Application:
             "target_ongoing_requests": settings.transform_target_ongoing,
         },
         max_ongoing_requests=settings.transform_max_ongoing,
-        ray_actor_options={"num_cpus": settings.transform_num_cpus},
+        # Bounded: past this the handle raises BackPressureError and the ingress answers 503 at once.
+        max_queued_requests=settings.transform_max_queued,
+        ray_actor_options={"num_cpus": settings.transform_num_cpus,
+                           **({"resources": {settings.transform_resource: 1}} if settings.transform_resource else {})},
     ).bind(settings)
     # The bridge consumes batch jobs on the same transform deployment as HTTP.
     bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0}).bind(transformer, settings) \
@@ -29,6 +32,7 @@ def build_app(settings: Settings) -> Application:
         num_replicas=settings.ingress_replicas,
         # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.
         max_ongoing_requests=settings.ingress_max_ongoing,
+        max_queued_requests=settings.ingress_max_queued,
         ray_actor_options={"num_cpus": settings.ingress_num_cpus},
     ).bind(transformer, bridge, settings)
 

@@ -43,9 +43,14 @@ class Settings:
     transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
     transform_max_ongoing: int = _setting(4, "Requests one transform replica runs at once.")
     transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + ingress fits 2 cores).")
+    transform_max_queued: int = _setting(32, "Requests waiting for a transform replica beyond which the "
+                                             "ingress answers 503 with Retry-After.")
+    transform_resource: str = _setting("", "Custom Ray resource a transform replica needs one unit of "
+                                           "(placement: give nodes e.g. --resources='{\"prog_image_transform\": 4}').")
     ingress_replicas: int = _setting(1, "HTTP ingress replicas.")
     ingress_num_cpus: float = _setting(0.2, "CPUs reserved per ingress replica.")
     ingress_max_ongoing: int = _setting(64, "Requests one ingress replica holds at once.")
+    ingress_max_queued: int = _setting(256, "Requests waiting for the ingress beyond which the proxy answers 503.")
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
     request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 beyond).")
@@ -69,7 +74,7 @@ class Settings:
             problems.append("WEBP_QUALITY must be 1-100")
         for name in ("max_upload_bytes", "max_pixels", "request_timeout_s", "transform_num_cpus",
                      "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
-                     "amqp_prefetch", "job_retries"):
+                     "amqp_prefetch", "job_retries", "transform_max_queued", "ingress_max_queued"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
         if problems:

@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
-from ray.exceptions import ActorDiedError, ActorUnavailableError
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -167,10 +167,11 @@ class Api:
             except BackPressureError:
                 raise ApiError(503, "overloaded", "the service is saturated; retry shortly",
                                {"Retry-After": _RETRY_AFTER_S}) from None
-            except (ActorDiedError, ActorUnavailableError):
+            except RayActorError:
                 if attempt + 1 == attempts:  # a replica died mid-request; a GET is safe to retry once
                     raise ApiError(503, "unavailable", "a transform replica failed; retry shortly",
                                    {"Retry-After": _RETRY_AFTER_S}) from None
+                await asyncio.sleep(0.2)  # let the router learn that the replica is gone
         raise AssertionError("unreachable")
 
     def _stream(self, stored: StoredFile, request: Request) -> Response:

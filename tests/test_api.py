@@ -77,8 +77,9 @@ def test_jpeg_upload_and_all_variants(client):
 
     mirror = client.get(f"/{record['image_id']}/mirror")
     assert mirror.headers["content-type"] == "image/jpeg"
-    flipped = pixels_of(encoded(np.ascontiguousarray(original[:, ::-1]), "JPEG", quality=85)).astype(int)
-    assert np.abs(pixels_of(mirror.content).astype(int) - flipped).max() <= 1
+    # 640 is MCU-aligned: mirrored losslessly in the DCT domain, so only chroma upsampling differs.
+    flipped = original[:, ::-1].astype(int)
+    assert np.abs(pixels_of(mirror.content).astype(int) - flipped).mean() < 0.5
 
     jpeg = client.get(f"/{record['image_id']}/jpeg")
     assert jpeg.headers["content-type"] == "image/jpeg"

@@ -140,6 +140,16 @@ def probe(data: bytes, max_pixels: int) -> ImageInfo:
     return ImageInfo(fmt, width, height)
 
 
+def plain_jpeg(data: bytes, max_pixels: int) -> bool:
+    """A JPEG whose stored pixels are already what we serve: YCbCr or gray, no ICC, no rotation.
+
+    Such a file can be transformed in the DCT domain (see transforms.jpeg_lossless). Limits apply.
+    """
+    img, fmt = _open(data, max_pixels)
+    return (fmt == "JPEG" and img.mode in ("RGB", "L") and not img.info.get("icc_profile")
+            and _header_orientation(img) == 1)
+
+
 def decode(data: bytes, max_pixels: int) -> Decoded:
     """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage."""
     img, fmt = _open(data, max_pixels)

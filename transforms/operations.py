@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transforms.decode import decode
+from transforms.decode import decode, plain_jpeg
 from transforms.encode import MEDIA_TYPES, WRITABLE, EncodeOptions, encode
 from transforms.grayscale import grayscale
+from transforms.jpeg_lossless import mirror_jpeg
 from transforms.mirror import mirror
 
 
@@ -53,6 +54,10 @@ class Rendered:
 def render(data: bytes, operation: str, *, max_pixels: int, options: EncodeOptions) -> Rendered:
     """Decode the original, apply one operation, encode. Raises KeyError for an unknown operation."""
     op = OPERATIONS[operation]
+    if operation == "mirror" and plain_jpeg(data, max_pixels):
+        mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
+        if mirrored is not None:
+            return Rendered(mirrored, "JPEG")
     decoded = decode(data, max_pixels)
     fmt = op.format_for(decoded.info.format)
     return Rendered(encode(op.apply(decoded.pixels), fmt, options), fmt)
