@@ -159,7 +159,9 @@ def replica_memory(client: httpx.Client, base: str) -> dict[str, float]:
     image_id = client.post("/upload_file", files={"image": ("big.jpg", data)}).json()["image_id"]
     decoded_mb = 6000 * 4000 * 3 / 2**20
     out = {"decoded_mb": decoded_mb}
-    for route in ("grayscale", "png", "mirror"):
+    warm = client.post("/upload_file", files={"image": ("w.jpg", encode(photo_like(6000, 4000, seed=98), "JPEG"))})
+    client.get(f"/{warm.json()['image_id']}/jpeg").raise_for_status()  # first-use allocations out of the way
+    for route in ("grayscale", "png", "jpeg", "mirror"):
         before = handle.memory.remote(reset_peak=True).result()
         client.get(f"/{image_id}/{route}").raise_for_status()
         after = handle.memory.remote(reset_peak=False).result()

@@ -8,6 +8,7 @@ sRGB, 16-bit scaled to 8-bit, palettes expanded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import warnings
@@ -166,10 +167,11 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
 
 
 def _orient(img: Image.Image) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(img) or img
-    except Exception:  # a malformed EXIF block must not cost the user their image
-        return img
+    # In place: without it Pillow returns a full copy even when there is nothing to rotate.
+    # A malformed EXIF block must not cost the user their image.
+    with contextlib.suppress(Exception):
+        ImageOps.exif_transpose(img, in_place=True)
+    return img
 
 
 def _normalise(img: Image.Image) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""A real two-node Ray cluster on this machine: placement by resource, and losing a node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from storage.embedded_mongod import free_port
+from tests.images import encoded, photo
+
+pytestmark = pytest.mark.slow
+RAY = str(Path(sys.executable).parent / "ray")
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def run(*args: str, timeout: float = 180) -> str:
+    out = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def driver(*args: str) -> str:
+    return run(sys.executable, "-m", "tests.cluster_driver", *args)
+
+
+def raylet_with_port(port: int) -> psutil.Process | None:
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "raylet" in cmdline and f"--node_manager_port={port}" in cmdline:
+            return proc
+    return None
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    gcs_port, head_raylet, worker_raylet = free_port(), free_port(), free_port()
+    address = f"127.0.0.1:{gcs_port}"
+    resources = json.dumps({"prog_image_transform": 2})
+    run(RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}", "--num-cpus=2",
+        f"--node-manager-port={head_raylet}", f"--resources={resources}", "--disable-usage-stats",
+        "--include-dashboard=false")
+    try:
+        run(RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+            f"--node-manager-port={worker_raylet}", f"--resources={resources}", "--disable-usage-stats")
+        yield address, worker_raylet
+    finally:
+        # Only this cluster's processes: the suite's own Ray keeps running.
+        for port in (worker_raylet, head_raylet):
+            if (raylet := raylet_with_port(port)) is not None:
+                for child in raylet.children(recursive=True):
+                    child.kill()
+                raylet.kill()
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if f"--gcs_server_port={gcs_port}" in cmdline or f"{address}" in cmdline and "ray" in cmdline:
+                proc.kill()
+
+
+def test_replicas_spread_by_resource_and_survive_losing_a_node(two_nodes, mongo_url):
+    address, worker_raylet = two_nodes
+    port = free_port()
+    driver("deploy", address, json.dumps({
+        "mongo_url": mongo_url, "mongo_db": "prog_image_cluster", "http_port": port, "amqp_url": "",
+        "ray_address": address, "transform_resource": "prog_image_transform",
+        "transform_min_replicas": 2, "transform_max_replicas": 2, "transform_num_cpus": 0.5,
+        "ingress_num_cpus": 0.1}))
+    base = f"http://127.0.0.1:{port}"
+    ids = []
+    for i in range(6):
+        response = httpx.post(f"{base}/upload_file", files={"image": ("c.png", encoded(photo(200, 150, seed=1400 + i),
+                                                                                          "PNG"))}, timeout=60)
+        assert response.status_code == 201
+        ids.append(response.json()["image_id"])
+    assert all(httpx.get(f"{base}/{i}/grayscale", timeout=60).status_code == 200 for i in ids[:3])
+
+    placement = json.loads(driver("placement", address).strip().splitlines()[-1])
+    assert len(placement["nodes"]) == 2
+    assert placement["replica_nodes"] == sorted(placement["nodes"])  # one transform replica on each node
+    lost_node = [n for n in placement["nodes"] if n != placement["nodes"][0]]
+
+    raylet = raylet_with_port(worker_raylet)
+    assert raylet is not None
+    for child in raylet.children(recursive=True):
+        child.kill()
+    raylet.send_signal(signal.SIGKILL)  # the second machine disappears
+
+    deadline = time.monotonic() + 120
+    answered = 0
+    while time.monotonic() < deadline:
+        try:
+            answered += httpx.get(f"{base}/{ids[3 + answered % 3]}/mirror", timeout=30).status_code == 200
+        except httpx.HTTPError:
+            pass
+        placement = json.loads(driver("placement", address).strip().splitlines()[-1])
+        if answered >= 3 and placement["states"].get("RUNNING") == 2 and len(placement["nodes"]) == 1:
+            break
+        time.sleep(1)
+    assert answered >= 3, "the service stopped answering after losing a node"
+    assert placement["states"].get("RUNNING") == 2 and len(placement["nodes"]) == 1, placement
+    assert placement["replica_nodes"] == placement["nodes"] and placement["nodes"] != lost_node

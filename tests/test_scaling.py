@@ -1,0 +1,109 @@
+"""Backpressure and fault tolerance on the running cluster, each on its own small copy of the app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from ray import serve
+
+from deployments.app import build_app
+from tests.images import encoded, photo
+
+
+def upload(client, data: bytes) -> str:
+    response = client.post("/upload_file", files={"image": ("s.png", data)})
+    assert response.status_code == 201
+    return response.json()["image_id"]
+
+
+def wait_until_served(base: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{base} never became healthy")
+
+
+@pytest.fixture
+def small_app(settings, service):
+    """Deploy a copy of the app under a route prefix with the given bounds; deleted afterwards."""
+    names = []
+
+    def deploy(name: str, **bounds) -> str:
+        serve.run(build_app(settings.replace(ingress_num_cpus=0.1, transform_num_cpus=0.3, **bounds)),
+                  name=name, route_prefix=f"/{name}")
+        names.append(name)
+        wait_until_served(f"{service}/{name}")
+        return f"{service}/{name}"
+
+    yield deploy
+    for name in names:
+        serve.delete(name)
+
+
+def test_saturation_answers_503_fast_and_serves_the_rest(client, small_app):
+    base = small_app("sat", transform_min_replicas=1, transform_max_replicas=1, transform_max_ongoing=1,
+                     transform_max_queued=2)
+    ids = [upload(client, encoded(photo(1600, 1200, seed=1200 + i), "PNG")) for i in range(12)]
+
+    def get(image_id: str) -> tuple[int, float, dict]:
+        started = time.perf_counter()
+        response = httpx.get(f"{base}/{image_id}/png", timeout=120)
+        return response.status_code, time.perf_counter() - started, dict(response.headers)
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        results = list(pool.map(get, ids))
+    ok = [r for r in results if r[0] == 200]
+    rejected = [r for r in results if r[0] == 503]
+    assert len(ok) + len(rejected) == len(ids), [r[0] for r in results]
+    assert len(ok) >= 3 and len(rejected) >= 1  # 1 running + 2 queued fit; the excess does not
+    assert all(seconds < 1.0 for _, seconds, _ in rejected), [round(s, 2) for _, s, _ in rejected]
+    assert all(headers.get("retry-after") for _, _, headers in rejected)
+
+
+def test_killed_transform_replica_is_replaced_and_requests_survive(client, small_app):
+    base = small_app("kill", transform_min_replicas=2, transform_max_replicas=2)
+    ids = [upload(client, encoded(photo(400, 300, seed=1300 + i), "PNG")) for i in range(50)]
+    paths = [f"/{image_id}/{op}" for image_id in ids for op in ("jpeg", "png", "grayscale", "mirror")]
+    handle = serve.get_deployment_handle("Transformer", app_name="kill")
+    victim = handle.memory.remote().result()["pid"]
+    done = 0
+    lock = threading.Lock()
+    killed_at: list[float] = []
+
+    def get(path: str) -> int:
+        nonlocal done
+        status = httpx.get(base + path, timeout=120).status_code
+        with lock:
+            done += 1
+            if done == 40:
+                os.kill(victim, signal.SIGKILL)  # mid-load: requests are in flight on it
+                killed_at.append(time.monotonic())
+        return status
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(get, paths))
+    assert killed_at, "the replica was never killed"
+    succeeded = sum(s == 200 for s in statuses)
+    assert succeeded >= 0.99 * len(paths), f"{succeeded}/{len(paths)}: {sorted(set(statuses))}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        states = serve.status().applications["kill"].deployments["Transformer"].replica_states
+        pids = {handle.memory.remote().result()["pid"] for _ in range(6)}
+        if states.get("RUNNING") == 2 and victim not in pids and len(pids) == 2:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"replica not replaced: {states}")
+    print(f"\nreplica killed under load: {succeeded}/{len(paths)} requests succeeded; "
+          f"replaced within {time.monotonic() - killed_at[0]:.1f} s of the kill")
