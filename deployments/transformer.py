@@ -78,8 +78,8 @@ class Transformer:
                 refs.write("5")
         with open("/proc/self/status") as status:
             fields = dict(line.split(":", 1) for line in status)
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
-                "peak_mb": int(fields["VmHWM"].split()[0]) / 1024}
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+                "rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "peak_mb": int(fields["VmHWM"].split()[0]) / 1024}
 
     def check_health(self) -> None:
         # Serve restarts a replica that cannot reach MongoDB.

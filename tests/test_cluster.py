@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,9 +61,9 @@ def two_nodes(tmp_path):
                 for child in raylet.children(recursive=True):
                     child.kill()
                 raylet.kill()
-        for proc in psutil.process_iter(["cmdline"]):
+        for proc in psutil.process_iter(["cmdline"]):  # GCS, monitor, dashboard, log monitors, client server
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if f"--gcs_server_port={gcs_port}" in cmdline or f"{address}" in cmdline and "ray" in cmdline:
+            if "ray" in cmdline and re.search(rf"(:|port=){gcs_port}\b", cmdline):
                 proc.kill()
 
 
@@ -96,10 +98,8 @@ def test_replicas_spread_by_resource_and_survive_losing_a_node(two_nodes, mongo_
     deadline = time.monotonic() + 120
     answered = 0
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             answered += httpx.get(f"{base}/{ids[3 + answered % 3]}/mirror", timeout=30).status_code == 200
-        except httpx.HTTPError:
-            pass
         placement = json.loads(driver("placement", address).strip().splitlines()[-1])
         if answered >= 3 and placement["states"].get("RUNNING") == 2 and len(placement["nodes"]) == 1:
             break
