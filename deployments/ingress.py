@@ -23,11 +23,11 @@ from deployments.body_limit import BodyLimit
 from deployments.config import Settings
 from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
-from deployments.transformer import Variant, variant_params
+from deployments.transformer import Variant, VariantRequest, image_record, pipeline_request, seed_request
 from storage import ImageStore, StoredFile
 from storage.jobs import JobStore
-from storage.keys import is_image_id, variant_key
-from transforms import OPERATIONS
+from storage.keys import is_image_id
+from transforms import OPERATIONS, PipelineError, parse
 from transforms.encode import PNG_COMPRESSIONS
 
 app = FastAPI(
@@ -50,6 +50,21 @@ class UploadResult(BaseModel):
     width: int = Field(examples=[1152])
     height: int = Field(examples=[864])
     bytes: int = Field(examples=[183421])
+
+
+async def check(probe: Callable[[], Awaitable[Any]], timeout_s: float) -> str:
+    """'ok', or 'failed: <why>' when the probe raises or takes longer than timeout_s."""
+    try:
+        await asyncio.wait_for(probe(), timeout_s)
+        return "ok"
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}: {exc}"[:200]
+
+
+def checks_response(checks: dict[str, str]) -> JSONResponse:
+    healthy = all(value == "ok" for value in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "failing", "checks": checks},
+                        status_code=200 if healthy else 503)
 
 
 @serve.deployment
@@ -77,42 +92,26 @@ class Api:
         record = await self._call(lambda: self.transformer.ingest.remote(data))
         return JSONResponse(record, status_code=201)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={503: {"description": "A check failed."}})
     async def healthz(self) -> JSONResponse:
         """Liveness of the whole path: Serve (this answer), MongoDB, and a transform round trip."""
-        checks: dict[str, str] = {"serve": "ok"}
-        try:
-            await asyncio.wait_for(asyncio.to_thread(self.store.ping), 5)
-            checks["mongodb"] = "ok"
-        except Exception as exc:
-            checks["mongodb"] = f"failed: {type(exc).__name__}"
-        try:
-            await asyncio.wait_for(self.transformer.self_test.remote(), 10)
-            checks["transforms"] = "ok"
-        except Exception as exc:
-            checks["transforms"] = f"failed: {type(exc).__name__}"
-        healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "failing", "checks": checks},
-                            status_code=200 if healthy else 503)
+        return checks_response({
+            "serve": "ok",
+            "mongodb": await check(lambda: asyncio.to_thread(self.store.ping), 5),
+            "transforms": await check(lambda: self.transformer.self_test.remote(), 10),
+        })
 
-    @app.get("/readyz", responses={503: _ERROR})
+    @app.get("/readyz", responses={503: {"description": "A check failed."}})
     async def readyz(self) -> JSONResponse:
         """Readiness: MongoDB reachable and, when batch jobs are configured, the bridge connected to RabbitMQ."""
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(asyncio.to_thread(self.store.ping), 5)
-            checks["mongodb"] = "ok"
-        except Exception as exc:
-            checks["mongodb"] = f"failed: {type(exc).__name__}"
+        checks = {"mongodb": await check(lambda: asyncio.to_thread(self.store.ping), 5)}
         if self.bridge is not None:
-            try:
-                status = await asyncio.wait_for(self.bridge.status.remote(), 5)
-                checks["rabbitmq"] = "ok" if status["connected"] else "failed: not connected"
-            except Exception as exc:
-                checks["rabbitmq"] = f"failed: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ready else "failing", "checks": checks},
-                            status_code=200 if ready else 503)
+            checks["rabbitmq"] = await check(self._bridge_connected, 5)
+        return checks_response(checks)
+
+    async def _bridge_connected(self) -> None:
+        if not (await self.bridge.status.remote())["connected"]:
+            raise ConnectionError("the bridge is not connected")
 
     @app.get("/jobs/{job_id}", responses={404: _ERROR})
     async def job(self, job_id: str) -> JSONResponse:
@@ -123,6 +122,45 @@ class Api:
         doc["job_id"] = doc.pop("_id")
         return JSONResponse(jsonable_encoder(doc))
 
+    @app.get("/images", responses={400: _ERROR})
+    async def list_images(self, limit: int = Query(50, ge=1, le=1000),
+                          after: str | None = Query(None, description="The last image_id of the previous page.")
+                          ) -> JSONResponse:
+        """Originals in id order, a page at a time: pass the last id back as `after` for the next page."""
+        records = await asyncio.to_thread(self.store.list_originals, limit, after)
+        items = [image_record(stored) for stored in records]
+        return JSONResponse({"items": items, "next": items[-1]["image_id"] if len(items) == limit else None})
+
+    @app.get("/{image_id}", responses={404: _ERROR})
+    async def metadata(self, image_id: str) -> JSONResponse:
+        """An original's metadata, and the keys of its stored variants."""
+        stored = await self._original(image_id)
+        variants = await asyncio.to_thread(self.store.variant_keys, image_id)
+        return JSONResponse({**image_record(stored), "uploaded_at": stored.upload_date.isoformat(),
+                             "content_type": stored.content_type, "variants": variants})
+
+    @app.delete("/{image_id}", status_code=204, responses={404: _ERROR})
+    async def delete(self, image_id: str) -> Response:
+        """Delete an original and every variant of it."""
+        await self._original(image_id)
+        await asyncio.to_thread(self.store.delete_image, image_id)
+        return Response(status_code=204)
+
+    @app.api_route("/{image_id}/process", methods=["GET", "HEAD"], response_class=Response,
+                   responses={200: _IMAGE, 304: {"description": "Not modified."}, 400: _ERROR, 404: _ERROR})
+    async def process(self, image_id: str, request: Request,
+                      ops: str = Query("", description="Steps, e.g. grayscale,mirror,resize:w=800", examples=[
+                          "grayscale,mirror,resize:w=800:h=600:fit=cover"]),
+                      format: str | None = Query(None, description="jpeg, png, webp or avif; default: keep"),
+                      quality: str | None = Query(None, description="1-100, for lossy formats")) -> Response:
+        """Apply a pipeline of steps (see the README for the grammar) and encode; cached like every variant."""
+        self._check_id(image_id)
+        try:
+            pipeline = parse(ops, format, quality)
+        except PipelineError as exc:
+            raise ApiError(400, "bad_pipeline", str(exc)) from None
+        return await self._serve_variant(pipeline_request(image_id, pipeline), request)
+
     @app.api_route("/{image_id}/{operation}", methods=["GET", "HEAD"], response_class=Response,
                    responses={200: _IMAGE, 304: {"description": "Not modified."}, 404: _ERROR, 503: _ERROR})
     async def variant(self, image_id: str, operation: str, request: Request,
@@ -131,19 +169,32 @@ class Api:
         """The image converted by `operation`: jpeg, png, grayscale (keeps the format) or mirror (keeps the format)."""
         if compression is not None and compression not in PNG_COMPRESSIONS:
             raise ApiError(400, "bad_parameter", f"compression must be one of {', '.join(PNG_COMPRESSIONS)}")
-        if not is_image_id(image_id):
-            raise ApiError(404, "not_found", f"no image with id {image_id!r}: ids are 64 hex characters")
+        self._check_id(image_id)
         if operation not in OPERATIONS:
             raise ApiError(404, "unknown_operation",
                            f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
-        key = variant_key(image_id, operation, **variant_params(self.settings, compression))
-        cached, body = await asyncio.to_thread(self.store.fetch, key, _INLINE_MAX)
+        return await self._serve_variant(seed_request(self.settings, image_id, operation, compression), request)
+
+    @staticmethod
+    def _check_id(image_id: str) -> None:
+        if not is_image_id(image_id):
+            raise ApiError(404, "not_found", f"no image with id {image_id!r}: ids are 64 hex characters")
+
+    async def _original(self, image_id: str) -> StoredFile:
+        self._check_id(image_id)
+        stored = await asyncio.to_thread(self.store.find, image_id)
+        if stored is None:
+            raise ApiError(404, "not_found", f"no image with id {image_id}")
+        return stored
+
+    async def _serve_variant(self, wanted: VariantRequest, request: Request) -> Response:
+        """The stored variant if there is one (no transform hop at all), else render it once."""
+        cached, body = await asyncio.to_thread(self.store.fetch, wanted.key, _INLINE_MAX)
         if cached is not None:
             if body is not None:
                 return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
             return self._stream(cached, request)
-        rendered = await self._render_once(
-            key, lambda: self.transformer.render.remote(image_id, operation, compression))
+        rendered = await self._render_once(wanted.key, lambda: self.transformer.render.remote(wanted))
         return self._respond(rendered.data, rendered.media_type, rendered.sha256, request, hit=False)
 
     async def _render_once(self, key: str, send: Callable[[], Awaitable[Variant]]) -> Variant:

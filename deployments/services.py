@@ -40,7 +40,8 @@ def ensure_rabbitmq(amqp_url: str, timeout_s: float = 60.0) -> bool:
     if port_open(host, port):
         return False
     if host not in ("127.0.0.1", "localhost") or not shutil.which("rabbitmq-server"):
-        raise RuntimeError(f"RabbitMQ at {host}:{port} is not reachable")
+        raise RuntimeError(f"RabbitMQ at {host}:{port} is not reachable: install it (apt-get install -y "
+                           "rabbitmq-server) or set PROG_IMAGE_AMQP_URL= (empty) to run without batch jobs")
     subprocess.run(["rabbitmq-server", "-detached"], check=True)
     deadline = time.monotonic() + timeout_s
     while not port_open(host, port):
@@ -74,7 +75,8 @@ def start_ray(settings: Settings, num_cpus: int | None = None) -> None:
         # Read by Ray when it starts its processes: must be in the environment before ray.init.
         for name, value in FAST_PATH_ENV.items():
             os.environ.setdefault(name, value)
-    ray.init(address=settings.ray_address or None, num_cpus=num_cpus, include_dashboard=False,
+    # "local" always starts a new cluster: never join one that merely happens to run on this machine.
+    ray.init(address=settings.ray_address or "local", num_cpus=num_cpus, include_dashboard=False,
              configure_logging=False, log_to_driver=False)
 
 

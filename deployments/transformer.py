@@ -23,7 +23,7 @@ from deployments.config import Settings
 from deployments.errors import ApiError
 from storage import ImageStore, StoredFile, content_id
 from storage.keys import variant_key
-from transforms import OPERATIONS, decode, encode, render
+from transforms import OPERATIONS, Pipeline, PipelineError, decode, encode, render, run
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,26 @@ class Variant:
     sha256: str
 
 
-def variant_params(settings: Settings, png_compression: str | None) -> dict[str, str]:
-    """Parameters that name a variant: only those that differ from the configured defaults."""
-    if png_compression and png_compression != settings.png_compression:
-        return {"compression": png_compression}
-    return {}
+@dataclass(frozen=True)
+class VariantRequest:
+    """What to render and the key it is stored under: built by the ingress or the bridge."""
+
+    image_id: str
+    key: str
+    pipeline: Pipeline
+    png_compression: str | None = None
+
+
+def seed_request(settings: Settings, image_id: str, operation: str,
+                 png_compression: str | None = None) -> VariantRequest:
+    """One of the seed's named operations. Only a non-default compression is part of the key."""
+    custom = png_compression and png_compression != settings.png_compression
+    key = variant_key(image_id, operation, f"compression={png_compression}" if custom else "")
+    return VariantRequest(image_id, key, OPERATIONS[operation], png_compression)
+
+
+def pipeline_request(image_id: str, pipeline: Pipeline) -> VariantRequest:
+    return VariantRequest(image_id, variant_key(image_id, "process", pipeline.canonical()), pipeline)
 
 
 def image_record(stored: StoredFile) -> dict[str, Any]:
@@ -60,8 +75,8 @@ class Transformer:
         """Validate an upload with a full decode, then store it under its content id."""
         return await asyncio.to_thread(self._ingest, data)
 
-    async def render(self, image_id: str, operation: str, png_compression: str | None = None) -> Variant:
-        return await asyncio.to_thread(self._render, image_id, operation, png_compression)
+    async def render(self, request: VariantRequest) -> Variant:
+        return await asyncio.to_thread(self._render, request)
 
     async def materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them)."""
@@ -95,34 +110,37 @@ class Transformer:
                 "uploaded_at": dt.datetime.now(dt.UTC)})
         return image_record(stored)
 
-    def _render(self, image_id: str, operation: str, png_compression: str | None) -> Variant:
-        stored, data = self._variant(image_id, operation, png_compression)
+    def _render(self, request: VariantRequest) -> Variant:
+        stored, data = self._variant(request)
         return Variant(data if data is not None else self.store.read(stored), stored.content_type, stored.sha256)
 
     def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
-        stored, _ = self._variant(image_id, operation)
+        stored, _ = self._variant(seed_request(self.settings, image_id, operation))
         return {"variant_id": stored.key, "content_type": stored.content_type, "bytes": stored.length}
 
-    def _variant(self, image_id: str, operation: str,
-                 png_compression: str | None = None) -> tuple[StoredFile, bytes | None]:
+    def _variant(self, request: VariantRequest) -> tuple[StoredFile, bytes | None]:
         """The stored variant, rendering and storing it first if needed (then also its bytes)."""
-        key = variant_key(image_id, operation, **variant_params(self.settings, png_compression))
-        cached = self.store.find(key)
+        cached = self.store.find(request.key)
         if cached is not None:  # another replica, request or batch job got here first
             return cached, None
-        original = self.store.find(image_id)
+        original = self.store.find(request.image_id)
         if original is None:
-            raise ApiError(404, "not_found", f"no image with id {image_id}")
+            raise ApiError(404, "not_found", f"no image with id {request.image_id}")
         options = self.settings.encode_options
-        if png_compression:
-            options = dataclasses.replace(options, png_compression=png_compression)
-        out = render(self.store.read(original), operation, max_pixels=self.settings.max_pixels, options=options)
-        stored, _ = self.store.put(key, out.data, content_type=out.media_type, metadata={
-            "kind": "variant", "source": image_id, "operation": operation, "format": out.format})
+        if request.png_compression:
+            options = dataclasses.replace(options, png_compression=request.png_compression)
+        try:
+            out = run(self.store.read(original), request.pipeline, max_pixels=self.settings.max_pixels,
+                      options=options)
+        except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
+            raise ApiError(400, "bad_pipeline", str(exc)) from None
+        stored, _ = self.store.put(request.key, out.data, content_type=out.media_type, metadata={
+            "kind": "variant", "source": request.image_id, "operation": request.key.split("/", 1)[1],
+            "format": out.format})
         return stored, out.data
 
     def _self_test(self) -> bool:
-        pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
-        for op in OPERATIONS.values():
-            encode(op.apply(pixels), op.format_for("PNG"), self.settings.encode_options)
+        sample = encode(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), "PNG", self.settings.encode_options)
+        for operation in OPERATIONS:
+            render(sample, operation, max_pixels=self.settings.max_pixels, options=self.settings.encode_options)
         return True

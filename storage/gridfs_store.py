@@ -111,6 +111,21 @@ class ImageStore:
         for chunk in cursor:
             yield chunk["data"]
 
+    def list_originals(self, limit: int, after: str | None = None) -> list[StoredFile]:
+        query: dict[str, Any] = {"metadata.kind": "original"}
+        if after:
+            query["filename"] = {"$gt": after}
+        return [_stored(doc) for doc in self.files.find(query).sort("filename", ASCENDING).limit(limit)]
+
+    def variant_keys(self, image_id: str) -> list[str]:
+        return sorted(doc["filename"] for doc in self.files.find({"metadata.source": image_id}, {"filename": 1}))
+
+    def delete_image(self, image_id: str) -> None:
+        """Variants first, the original last: a failure midway leaves the original, never orphans."""
+        for doc in self.files.find({"metadata.source": image_id}, {"_id": 1}):
+            self.bucket.delete(doc["_id"])
+        self.delete(image_id)
+
     def delete(self, key: str) -> bool:
         stored = self.find(key)
         if stored is None:

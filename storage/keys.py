@@ -12,7 +12,6 @@ def is_image_id(value: str) -> bool:
     return bool(_IMAGE_ID.fullmatch(value))
 
 
-def variant_key(image_id: str, operation: str, **params: str) -> str:
-    """Deterministic: the same source, operation and parameters always name the same file."""
-    query = "&".join(f"{name}={value}" for name, value in sorted(params.items()))
+def variant_key(image_id: str, operation: str, query: str = "") -> str:
+    """Deterministic: the same source, operation and (canonical) parameters always name the same file."""
     return f"{image_id}/{operation}" + (f"?{query}" if query else "")

@@ -21,6 +21,7 @@ import yaml
 
 from storage.embedded_mongod import free_port
 from tests.images import encoded, photo
+from tests.waiting import wait_until_served
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,14 +107,7 @@ def test_ray_up_serve_deploy_and_ray_down(loopback_ssh, mongo_url, tmp_path):
         run(ray, "exec", str(config),
             f"RAY_AUTH_MODE=token ~/prog-image-venv/bin/serve deploy {tmp_path}/serve_config.yaml")
         base = f"http://127.0.0.1:{http_port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=10).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_until_served(base, timeout_s=180)
         data = encoded(photo(120, 90, seed=1500), "PNG")
         upload = httpx.post(f"{base}/upload_file", files={"image": ("u.png", data)}, timeout=60)
         assert upload.status_code == 201, upload.text

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encoded, opened, photo, pixels_of
+from tests.waiting import wait_until_served
 
 ROUTES = ("jpeg", "png", "grayscale", "mirror")
 
@@ -141,7 +142,7 @@ def test_healthz_and_docs(client):
     assert {"/upload_file", "/{image_id}/{operation}", "/healthz"} <= set(paths)
 
 
-def test_data_survives_service_restart(client, settings):
+def test_data_survives_service_restart(client, settings, service):
     from ray import serve
 
     from deployments import services
@@ -151,9 +152,9 @@ def test_data_survives_service_restart(client, settings):
     serve.delete(services.APP_NAME)
     assert client.get(f"/{image_id}/png").status_code == 404  # the app is really gone
     services.start_serve(settings)
-    deadline = time.monotonic() + 60  # the HTTP proxy picks up the new app's routes within moments
-    while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+    wait_until_served(service)
+    deadline = time.monotonic() + 60  # every proxy route to the new replicas, not only the first
+    while (response := client.get(f"/{image_id}/mirror")).status_code == 404 and time.monotonic() < deadline:
         time.sleep(0.5)
-    response = client.get(f"/{image_id}/mirror")
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     assert np.array_equal(pixels_of(response.content), pixels_of(data)[:, ::-1])

@@ -14,24 +14,13 @@ from ray import serve
 
 from deployments.app import build_app
 from tests.images import encoded, photo
+from tests.waiting import wait_until_served
 
 
 def upload(client, data: bytes) -> str:
     response = client.post("/upload_file", files={"image": ("s.png", data)})
     assert response.status_code == 201
     return response.json()["image_id"]
-
-
-def wait_until_served(base: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{base} never became healthy")
 
 
 @pytest.fixture

@@ -61,12 +61,12 @@ def test_jpeg_flattens_alpha_onto_white():
 
 
 def test_operation_output_formats():
-    assert OPERATIONS["jpeg"].format_for("PNG") == "JPEG"
-    assert OPERATIONS["png"].format_for("JPEG") == "PNG"
-    assert OPERATIONS["grayscale"].format_for("JPEG") == "JPEG"
-    assert OPERATIONS["mirror"].format_for("PNG") == "PNG"
-    assert OPERATIONS["mirror"].format_for("WEBP") == "WEBP"
-    assert OPERATIONS["grayscale"].format_for("BMP") == "PNG"  # a format we don't write falls back to PNG
+    assert OPERATIONS["jpeg"].output_format("PNG") == "JPEG"
+    assert OPERATIONS["png"].output_format("JPEG") == "PNG"
+    assert OPERATIONS["grayscale"].output_format("JPEG") == "JPEG"
+    assert OPERATIONS["mirror"].output_format("PNG") == "PNG"
+    assert OPERATIONS["mirror"].output_format("WEBP") == "WEBP"
+    assert OPERATIONS["grayscale"].output_format("BMP") == "PNG"  # a format we don't write falls back to PNG
 
 
 def test_render_pipeline_from_bytes():

@@ -77,7 +77,8 @@ def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     """Identify the image and check its size from headers, before any pixel is decoded."""
     if not data:
         raise EmptyImage("the file is empty")
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check as a second line
+    # Pillow's own bomb check stays as a second line behind ours; only raise it, for a larger limit.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     try:
         img = Image.open(io.BytesIO(data))
         fmt = ACCEPTED.get(img.format or "")
@@ -151,10 +152,19 @@ def plain_jpeg(data: bytes, max_pixels: int) -> bool:
             and _header_orientation(img) == 1)
 
 
-def decode(data: bytes, max_pixels: int) -> Decoded:
-    """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage."""
+def decode(data: bytes, max_pixels: int, shrink_to: tuple[int, int] | None = None) -> Decoded:
+    """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage.
+
+    shrink_to (width, height, after orientation): the caller will only shrink to this size, so a
+    JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), never below it.
+    """
     img, fmt = _open(data, max_pixels)
     try:
+        if shrink_to and fmt == "JPEG":
+            width, height = shrink_to
+            if _header_orientation(img) in (5, 6, 7, 8):
+                width, height = height, width
+            img.draft(img.mode, (width, height))
         img.load()
         pixels = _normalise(_orient(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -15,8 +15,9 @@ from transforms.alpha import flatten_on_white
 from transforms.png_fast import encode_png
 
 PNG_COMPRESSIONS = ("fast", "small")
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-WRITABLE = frozenset(MEDIA_TYPES)
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "AVIF": "image/avif"}
+# Formats an image may keep; AVIF is written on request only (slow to encode).
+WRITABLE = frozenset(("JPEG", "PNG", "WEBP"))
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def to_image(pixels: np.ndarray) -> Image.Image:
 
 
 def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
-    if fmt not in WRITABLE:
+    if fmt not in MEDIA_TYPES:
         raise ValueError(f"cannot write {fmt}")
     if fmt == "PNG" and options.png_compression == "fast":
         return encode_png(pixels)
@@ -44,6 +45,8 @@ def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
         to_image(flatten_on_white(pixels)).save(out, "JPEG", quality=options.jpeg_quality)
     elif fmt == "PNG":
         to_image(pixels).save(out, "PNG", compress_level=9)
-    else:
+    elif fmt == "WEBP":
         to_image(pixels).save(out, "WEBP", quality=options.webp_quality)
+    else:
+        to_image(pixels).save(out, "AVIF", quality=options.webp_quality, speed=8)
     return out.getvalue()

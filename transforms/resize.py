@@ -1,0 +1,44 @@
+"""Resizing: target geometry (pure arithmetic) and high-quality resampling (Pillow's Lanczos)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from transforms.encode import to_image
+
+FITS = ("contain", "cover", "fill")
+
+
+def target_size(width: int, height: int, w: int | None, h: int | None, fit: str) -> tuple[int, int]:
+    """The size to resample to (before any cover crop). One of w, h may be None: keep the aspect ratio."""
+    if fit not in FITS:
+        raise ValueError(f"resize: fit must be one of {', '.join(FITS)}")
+    if not w and not h:
+        raise ValueError("resize: give w, h or both")
+    if not w or not h:
+        scale = (w / width) if w else (h / height)  # type: ignore[operator]
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    if fit == "fill":
+        return w, h
+    scale = (min if fit == "contain" else max)(w / width, h / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(pixels: np.ndarray, w: int | None = None, h: int | None = None, fit: str = "contain") -> np.ndarray:
+    height, width = pixels.shape[:2]
+    size = target_size(width, height, w, h, fit)
+    # Lanczos with a reducing gap: a cheap box reduction first, then Lanczos over the last factor 3.
+    out = np.asarray(to_image(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+    if fit == "cover" and w and h:  # centre crop to exactly w x h
+        top, left = (out.shape[0] - h) // 2, (out.shape[1] - w) // 2
+        out = out[top:top + h, left:left + w]
+    return out
+
+
+def thumbnail(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Fit within size x size, never enlarging."""
+    height, width = pixels.shape[:2]
+    if width <= size and height <= size:
+        return pixels
+    return resize(pixels, size, size, "contain")
