@@ -272,14 +272,17 @@ def main() -> None:
         print(f"  PNG encode {size}: Pillow default {pillow_ms:.0f} ms, ours {fast_ms:.0f} ms "
               f"({pillow_ms / fast_ms:.1f}x), size {len(fast) / len(pillow.getvalue()):.3f}x", flush=True)
     print("2. service over HTTP", flush=True)
-    runs = [service(mode, inputs, pictures, args.quick, memory=i == 0)
-            for i, mode in enumerate(args.modes.split(","))]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for i, mode in enumerate(args.modes.split(",")):
+        runs.append(service(mode, inputs, pictures, args.quick, memory=i == 0))
+        out.write_text(json.dumps({"load_average": load_avg, "ceiling": ceil, "png_encode": png_default,
+                                   "runs": runs}, indent=2))  # partial results survive a later failure
     report = table(ceil, runs)
     print(report)
     for run in runs:
         print(f"upload/s ({run['mode']}): " + ", ".join(f"{k} {v:.1f}" for k, v in run.get("upload", {}).items()))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"load_average": load_avg, "ceiling": ceil, "png_encode": png_default,
                                "runs": runs, "table": report}, indent=2))
     print(f"wrote {out}; load average now {os.getloadavg()[0]:.2f}")

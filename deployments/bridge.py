@@ -41,6 +41,7 @@ from deployments import amqp
 from deployments.config import Settings
 from deployments.errors import ApiError
 from deployments.job_messages import InvalidJob, derived_job_id, parse_json_job, parse_operations
+from deployments.metrics import metrics
 from storage import ImageStore
 from storage.jobs import JobStore
 from transforms import ImageError
@@ -229,6 +230,7 @@ class Bridge:
         self._reply(channel, properties, result)
         channel.basic_ack(tag)
         self.stats["processed"] += 1
+        metrics().jobs.inc(tags={"outcome": "processed"})
 
     def _dead_letter(self, channel: BlockingChannel, tag: int, properties: pika.BasicProperties, body: bytes,
                      reason: str) -> None:
@@ -243,6 +245,7 @@ class Bridge:
         self._reply(channel, properties, {"state": "rejected", "error": reason})
         channel.basic_ack(tag)
         self.stats["dead_lettered"] += 1
+        metrics().jobs.inc(tags={"outcome": "dead_lettered"})
 
     @staticmethod
     def _reply(channel: BlockingChannel, properties: pika.BasicProperties, result: dict[str, Any]) -> None:

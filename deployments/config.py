@@ -35,6 +35,7 @@ class Settings:
     ray_address: str = _setting("", "Ray cluster to join (e.g. ray://head:10001 or auto). Empty: start a local Ray.")
     http_host: str = _setting("127.0.0.1", "Address the HTTP proxy listens on (0.0.0.0 to serve other machines).")
     http_port: int = _setting(8000, "HTTP port.")
+    metrics_port: int = _setting(0, "Port of Ray's Prometheus endpoint for a local Ray (0: Ray picks one).")
     fast_path: bool = _setting(True, "Start a local Ray with Serve's HAProxy ingress and throughput-optimised "
                                      "mode (RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED); bench/ "
                                      "measured 2-3x the request rate of the default proxy.")
@@ -54,6 +55,10 @@ class Settings:
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
     request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 beyond).")
+    api_keys: str = _setting("", "Comma-separated API keys; when set, upload and delete need one (X-API-Key).")
+    signing_keys: str = _setting("", "Comma-separated HMAC keys; when set, image URLs must be signed (the first "
+                                     "signs, all verify: rotate by prepending a new one).")
+    cors_origins: str = _setting("", "Comma-separated origins allowed by CORS (* for any). Empty: no CORS headers.")
     jpeg_quality: int = _setting(85, "JPEG output quality, 1-95.")
     png_compression: str = _setting("fast", "PNG output policy: fast (filtered, run-length deflate; several "
                                     "times faster than Pillow's default, about the same size) or small "
@@ -96,6 +101,22 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @staticmethod
+    def _list(value: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return self._list(self.api_keys)
+
+    @property
+    def signing_key_list(self) -> tuple[str, ...]:
+        return self._list(self.signing_keys)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return self._list(self.cors_origins)
 
     @property
     def encode_options(self) -> EncodeOptions:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
@@ -23,11 +24,13 @@ from deployments.body_limit import BodyLimit
 from deployments.config import Settings
 from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
+from deployments.metrics import RequestMetrics, metrics
+from deployments.security import check_api_key, check_signature
 from deployments.transformer import Variant, VariantRequest, image_record, pipeline_request, seed_request
 from storage import ImageStore, StoredFile
 from storage.jobs import JobStore
 from storage.keys import is_image_id
-from transforms import OPERATIONS, PipelineError, parse
+from transforms import OPERATIONS, Pipeline, PipelineError, parse
 from transforms.encode import PNG_COMPRESSIONS
 
 app = FastAPI(
@@ -37,6 +40,7 @@ app = FastAPI(
 )
 errors.install(app)
 app.add_middleware(BodyLimit, state=app.state)
+app.add_middleware(RequestMetrics)  # outermost: counts the 413s of BodyLimit too
 
 _ERROR = {"content": {"application/json": {"example": {"error": {"code": "not_found", "message": "..."}}}}}
 _IMAGE = {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "The converted image."}
@@ -78,14 +82,20 @@ class Api:
         self.jobs = JobStore(self.store)
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
         app.state.max_upload_bytes = settings.max_upload_bytes
+        if settings.cors_origin_list:  # before the first request builds the middleware stack
+            app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
+                               allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"],
+                               expose_headers=["ETag", "X-Cache"])
 
     def check_health(self) -> None:
         self.store.ping()
 
     @app.post("/upload_file", status_code=201, response_model=UploadResult,
-              responses={400: _ERROR, 413: _ERROR, 415: _ERROR, 422: _ERROR})
-    async def upload_file(self, image: UploadFile | None = File(None, description="The image file.")) -> JSONResponse:
+              responses={400: _ERROR, 401: _ERROR, 413: _ERROR, 415: _ERROR, 422: _ERROR})
+    async def upload_file(self, request: Request,
+                          image: UploadFile | None = File(None, description="The image file.")) -> JSONResponse:
         """Store an image. Its id is the SHA-256 of its bytes: the same bytes always get the same id."""
+        check_api_key(request, self.settings.api_key_list)
         if image is None or not hasattr(image, "read"):
             raise ApiError(400, "missing_field", "multipart form field 'image' is required")
         data = await image.read()
@@ -140,11 +150,23 @@ class Api:
                              "content_type": stored.content_type, "variants": variants})
 
     @app.delete("/{image_id}", status_code=204, responses={404: _ERROR})
-    async def delete(self, image_id: str) -> Response:
+    async def delete(self, image_id: str, request: Request) -> Response:
         """Delete an original and every variant of it."""
+        check_api_key(request, self.settings.api_key_list)
         await self._original(image_id)
         await asyncio.to_thread(self.store.delete_image, image_id)
         return Response(status_code=204)
+
+    @app.api_route("/{image_id}/auto", methods=["GET", "HEAD"], response_class=Response,
+                   responses={200: _IMAGE, 304: {"description": "Not modified."}, 404: _ERROR})
+    async def auto(self, image_id: str, request: Request) -> Response:
+        """The best format the client's Accept header allows: AVIF, then WebP, else the original's format."""
+        self._check_id(image_id)
+        accept = request.headers.get("accept", "")
+        fmt = "AVIF" if "image/avif" in accept else "WEBP" if "image/webp" in accept else None
+        response = await self._serve_variant(pipeline_request(image_id, Pipeline((), fmt)), request)
+        response.headers["Vary"] = "Accept"
+        return response
 
     @app.api_route("/{image_id}/process", methods=["GET", "HEAD"], response_class=Response,
                    responses={200: _IMAGE, 304: {"description": "Not modified."}, 400: _ERROR, 404: _ERROR})
@@ -189,7 +211,9 @@ class Api:
 
     async def _serve_variant(self, wanted: VariantRequest, request: Request) -> Response:
         """The stored variant if there is one (no transform hop at all), else render it once."""
+        check_signature(request, self.settings.signing_key_list)
         cached, body = await asyncio.to_thread(self.store.fetch, wanted.key, _INLINE_MAX)
+        metrics().cache.inc(tags={"result": "hit" if cached is not None else "miss"})
         if cached is not None:
             if body is not None:
                 return self._respond(body, cached.content_type, cached.sha256, request, hit=True)

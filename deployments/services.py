@@ -76,8 +76,10 @@ def start_ray(settings: Settings, num_cpus: int | None = None) -> None:
         for name, value in FAST_PATH_ENV.items():
             os.environ.setdefault(name, value)
     # "local" always starts a new cluster: never join one that merely happens to run on this machine.
-    ray.init(address=settings.ray_address or "local", num_cpus=num_cpus, include_dashboard=False,
-             configure_logging=False, log_to_driver=False)
+    local = {"num_cpus": num_cpus, "_metrics_export_port": settings.metrics_port or None} \
+        if not settings.ray_address else {}
+    ray.init(address=settings.ray_address or "local", include_dashboard=False, configure_logging=False,
+             log_to_driver=False, **local)
 
 
 def start_serve(settings: Settings) -> None:

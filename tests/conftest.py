@@ -44,9 +44,9 @@ def amqp_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(mongo_url: str, amqp_url: str) -> Iterator[Settings]:
     settings = Settings.from_env(mongo_url=mongo_url, mongo_db=f"prog_image_test_{os.getpid()}",
-                                 http_port=free_port(), amqp_url=amqp_url, transform_max_replicas=2,
-                                 amqp_queue=f"prog_image.jobs.test{os.getpid()}", amqp_prefetch=PREFETCH,
-                                 max_upload_bytes=UPLOAD_LIMIT)
+                                 http_port=free_port(), metrics_port=free_port(), amqp_url=amqp_url,
+                                 transform_max_replicas=2, amqp_queue=f"prog_image.jobs.test{os.getpid()}",
+                                 amqp_prefetch=PREFETCH, max_upload_bytes=UPLOAD_LIMIT)
     yield settings
     _delete_queues(settings)
 
