@@ -64,12 +64,14 @@ _UNIQUE = itertools.count()
 
 
 def variants(pixels: np.ndarray, fmt: str, count: int) -> list[bytes]:
-    """Distinct files of the same picture (one pixel differs): each is a new id, so an uncached render."""
+    """Distinct files of the same picture: a new id each, so an uncached render. The counter is written
+    as a row of black and white 16x16 blocks, which no JPEG quantisation can make equal."""
     out = []
     for _ in range(count):
         i = next(_UNIQUE)
         copy = pixels.copy()
-        copy[0, 0] = (i % 256, (i // 256) % 256, (i // 65536) % 256)
+        for bit in range(16):
+            copy[:16, 16 * bit:16 * bit + 16] = 255 if (i >> bit) & 1 else 0
         out.append(encode(copy, fmt))
     return out
 
@@ -245,13 +247,14 @@ def main() -> None:
     parser.add_argument("--modes", default="default,throughput",
                         help="comma-separated Serve modes to compare: default, haproxy, throughput")
     parser.add_argument("--sizes", default="1MP,12MP")
+    parser.add_argument("--formats", default="JPEG,PNG", help="input formats")
     parser.add_argument("--out", default="bench/results/run.json")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     load_avg = os.getloadavg()
     pictures = {size: photo_like(*SIZES[size]) for size in args.sizes.split(",")}
     inputs = {f"{size} {fmt.lower()}": encode(pixels, fmt) for size, pixels in pictures.items()
-              for fmt in ("JPEG", "PNG")}
+              for fmt in args.formats.split(",")}
     print(f"inputs: {', '.join(f'{k} {len(v) / 1e6:.1f} MB' for k, v in inputs.items())}; "
           f"load average {load_avg[0]:.2f}", flush=True)
     print("1. in-process ceiling", flush=True)

@@ -7,12 +7,13 @@ which reads the original itself and stores what it renders.
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayActorError
@@ -45,6 +46,7 @@ app.add_middleware(RequestMetrics)  # outermost: counts the 413s of BodyLimit to
 _ERROR = {"content": {"application/json": {"example": {"error": {"code": "not_found", "message": "..."}}}}}
 _IMAGE = {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "The converted image."}
 _RETRY_AFTER_S = "1"
+_PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 _INLINE_MAX = 4 * 1024 * 1024  # stored variants up to this size are read in one go; larger ones stream
 
 
@@ -101,6 +103,11 @@ class Api:
         data = await image.read()
         record = await self._call(lambda: self.transformer.ingest.remote(data))
         return JSONResponse(record, status_code=201)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(self) -> HTMLResponse:
+        """The web page: upload an image (file picker or drag and drop) and see its variants side by side."""
+        return HTMLResponse(_PAGE)
 
     @app.get("/healthz", responses={503: {"description": "A check failed."}})
     async def healthz(self) -> JSONResponse:
