@@ -150,18 +150,20 @@ def upload_all(client: httpx.Client, files: list[bytes]) -> tuple[list[str], flo
     return ids, len(files) / (time.perf_counter() - started)
 
 
-def replica_memory(client: httpx.Client, base: str) -> dict[str, float]:
-    """Peak RSS growth of the transform replica that renders a 24 MP JPEG (grayscale and png)."""
+def replica_memory(client: httpx.Client, base: str, size: tuple[int, int] = (6000, 4000)) -> dict[str, float]:
+    """Peak RSS growth of the transform replica that renders a big JPEG (24 MP by default), per route."""
     from ray import serve
 
     from deployments.services import APP_NAME
 
     handle = serve.get_deployment_handle("Transformer", app_name=APP_NAME)
-    data = encode(photo_like(6000, 4000, seed=99), "JPEG")
+    width, height = size
+    data = encode(photo_like(width, height, seed=99), "JPEG")
     image_id = client.post("/upload_file", files={"image": ("big.jpg", data)}).json()["image_id"]
-    decoded_mb = 6000 * 4000 * 3 / 2**20
+    decoded_mb = width * height * 3 / 2**20
     out = {"decoded_mb": decoded_mb}
-    warm = client.post("/upload_file", files={"image": ("w.jpg", encode(photo_like(6000, 4000, seed=98), "JPEG"))})
+    warm_data = encode(photo_like(width, height, seed=98), "JPEG")
+    warm = client.post("/upload_file", files={"image": ("w.jpg", warm_data)})
     client.get(f"/{warm.json()['image_id']}/jpeg").raise_for_status()  # first-use allocations out of the way
     for route in ("grayscale", "png", "jpeg", "mirror"):
         before = handle.memory.remote(reset_peak=True).result()
@@ -170,7 +172,7 @@ def replica_memory(client: httpx.Client, base: str) -> dict[str, float]:
         growth = (after["peak_mb"] - before["rss_mb"])
         out[f"{route}_peak_growth_mb"] = growth
         out[f"{route}_ratio"] = growth / decoded_mb
-        print(f"  24 MP {route}: peak RSS growth {growth:.0f} MB = {growth / decoded_mb:.2f}x the decoded image",
+        print(f"  {width * height / 1e6:.0f} MP {route}: peak RSS growth {growth:.0f} MB = {growth / decoded_mb:.2f}x the decoded image",
               flush=True)
     return out
 
