@@ -172,8 +172,8 @@ def replica_memory(client: httpx.Client, base: str, size: tuple[int, int] = (600
         growth = (after["peak_mb"] - before["rss_mb"])
         out[f"{route}_peak_growth_mb"] = growth
         out[f"{route}_ratio"] = growth / decoded_mb
-        print(f"  {width * height / 1e6:.0f} MP {route}: peak RSS growth {growth:.0f} MB = {growth / decoded_mb:.2f}x the decoded image",
-              flush=True)
+        print(f"  {width * height / 1e6:.0f} MP {route}: peak RSS growth {growth:.0f} MB = "
+              f"{growth / decoded_mb:.2f}x the decoded image", flush=True)
     return out
 
 
