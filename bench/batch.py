@@ -63,9 +63,7 @@ def main() -> None:
                 channel.exchange_delete(amqp.dead_exchange(queue))
                 connection.close()
         finally:
-            import ray
-
-            ray.shutdown()
+            services.shutdown_ray()
             mongod.stop()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from bench.run import load, photo_like, variants
+from deployments.services import stop_orphaned_haproxy
 from storage.embedded_mongod import EmbeddedMongod, free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
@@ -58,6 +59,7 @@ def measure(nodes: int, mongo_url: str) -> dict[str, float]:
         return result
     finally:
         ray("stop", "--force")
+        stop_orphaned_haproxy()
 
 
 def main() -> None:

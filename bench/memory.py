@@ -28,9 +28,7 @@ def main() -> None:
             with httpx.Client(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=300) as client:
                 replica_memory(client, "", (width, height))
         finally:
-            import ray
-
-            ray.shutdown()
+            services.shutdown_ray()
             mongod.stop()
 
 

@@ -179,7 +179,6 @@ def replica_memory(client: httpx.Client, base: str, size: tuple[int, int] = (600
 
 def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray], quick: bool,
             memory: bool) -> dict[str, Any]:
-    import ray
 
     from deployments import services
     from deployments.config import Settings
@@ -220,7 +219,7 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
                                   f"p50 {cached['p50_ms']:5.0f} ms  errors {uncached['errors'] + cached['errors']}",
                                   flush=True)
         finally:
-            ray.shutdown()
+            services.shutdown_ray()
             mongod.stop()
             for key in env:
                 os.environ.pop(key, None)

@@ -23,9 +23,7 @@ def _serve(_: argparse.Namespace) -> None:
         print(f"prog-image is serving on http://{settings.http_host}:{settings.http_port} "
               f"(MongoDB {settings.mongo_url}); Ctrl-C stops it", flush=True)
         stop.wait()
-        import ray
-
-        ray.shutdown()
+        services.shutdown_ray()
 
 
 def _batch_submit(args: argparse.Namespace) -> None:

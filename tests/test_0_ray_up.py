@@ -119,3 +119,7 @@ def test_ray_up_serve_deploy_and_ray_down(loopback_ssh, mongo_url, tmp_path):
     while ray_processes() and time.monotonic() < deadline:
         time.sleep(1)
     assert ray_processes() == [], "ray down left Ray running"
+    # `ray stop` does not know Serve's HAProxy: stop an orphan so the suite's own Ray can start its own.
+    from deployments.services import stop_orphaned_haproxy
+
+    stop_orphaned_haproxy()

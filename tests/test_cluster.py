@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from deployments.services import stop_orphaned_haproxy
 from storage.embedded_mongod import free_port
 from tests.images import encoded, photo
 
@@ -65,6 +66,7 @@ def two_nodes(tmp_path):
             cmdline = " ".join(proc.info["cmdline"] or [])
             if "ray" in cmdline and re.search(rf"(:|port=){gcs_port}\b", cmdline):
                 proc.kill()
+        stop_orphaned_haproxy()
 
 
 def test_replicas_spread_by_resource_and_survive_losing_a_node(two_nodes, mongo_url):
