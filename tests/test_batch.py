@@ -237,3 +237,46 @@ def test_cli_submit_wait(client, store, settings, tmp_path: Path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("done") == 3 and "source" in out.stdout.splitlines()[0]
     assert "100%" in out.stderr  # the progress bar ran to the end
+
+
+def test_readyz_sees_mongodb_and_the_connected_bridge(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["checks"] == {"mongodb": "ok", "rabbitmq": "ok"}
+
+
+class _FlakyRunner:
+    """Fails like a briefly unreachable MongoDB, `failures` times, then succeeds."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.calls = failures, 0
+
+    def run(self, properties, body):
+        from pymongo.errors import AutoReconnect
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise AutoReconnect("connection refused")
+        return {"state": "done"}
+
+
+def _bridge_with(runner, retries: int = 3):
+    from deployments.bridge import Bridge
+
+    bridge = object.__new__(Bridge.func_or_class)  # the retry policy alone, without a broker connection
+    bridge.runner, bridge.stopping = runner, threading.Event()
+    bridge.settings = type("S", (), {"job_retries": retries})()
+    bridge.stats = {"retried": 0}
+    return bridge
+
+
+def test_transient_failures_are_retried_with_backoff_then_given_up():
+    from pymongo.errors import AutoReconnect
+
+    runner = _FlakyRunner(failures=2)
+    bridge = _bridge_with(runner)
+    started = time.monotonic()
+    assert bridge._run_with_retries(None, b"") == {"state": "done"}
+    assert runner.calls == 3 and bridge.stats["retried"] == 2
+    assert time.monotonic() - started >= 1.0 + 2.0  # backoff: 1 s, then 2 s
+    with pytest.raises(AutoReconnect):  # still failing after the last attempt: the caller dead-letters it
+        _bridge_with(_FlakyRunner(failures=5), retries=2)._run_with_retries(None, b"")
