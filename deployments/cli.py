@@ -16,10 +16,10 @@ def _serve(_: argparse.Namespace) -> None:
     if settings.amqp_url:
         services.ensure_rabbitmq(settings.amqp_url)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     with services.mongodb(settings) as settings:
         services.start_serve(settings)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs handlers of its own
+            signal.signal(sig, lambda *_: stop.set())
         print(f"prog-image is serving on http://{settings.http_host}:{settings.http_port} "
               f"(MongoDB {settings.mongo_url}); Ctrl-C stops it", flush=True)
         stop.wait()
