@@ -73,6 +73,18 @@ def checks_response(checks: dict[str, str]) -> JSONResponse:
                         status_code=200 if healthy else 503)
 
 
+def _image_response(request: Request, sha256: str, media_type: str, length: int,
+                    body: Callable[[dict[str, str]], Response], hit: bool) -> Response:
+    """An image answer with its caching headers: 304 when the client has it, headers only for HEAD."""
+    headers = cache_headers(sha256, hit=hit)
+    if not_modified(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(headers=headers, media_type=media_type)
+    return body(headers)
+
+
 @serve.deployment
 @serve.ingress(app)
 class Api:
@@ -257,20 +269,10 @@ class Api:
         raise AssertionError("unreachable")
 
     def _stream(self, stored: StoredFile, request: Request) -> Response:
-        headers = cache_headers(stored.sha256, hit=True)
-        if not_modified(request, headers["ETag"]):
-            return Response(status_code=304, headers=headers)
-        headers["Content-Length"] = str(stored.length)
-        if request.method == "HEAD":
-            return Response(headers=headers, media_type=stored.content_type)
-        return StreamingResponse(self.store.iter_chunks(stored), media_type=stored.content_type, headers=headers)
+        return _image_response(request, stored.sha256, stored.content_type, stored.length, lambda headers:
+                               StreamingResponse(self.store.iter_chunks(stored), media_type=stored.content_type,
+                                                 headers=headers), hit=True)
 
     def _respond(self, data: bytes, media_type: str, sha256: str, request: Request, hit: bool) -> Response:
-        headers = cache_headers(sha256, hit=hit)
-        if not_modified(request, headers["ETag"]):
-            return Response(status_code=304, headers=headers)
-        if request.method == "HEAD":
-            headers["Content-Length"] = str(len(data))
-            return Response(headers=headers, media_type=media_type)
-        return Response(data, media_type=media_type, headers=headers)
-
+        return _image_response(request, sha256, media_type, len(data),
+                               lambda headers: Response(data, media_type=media_type, headers=headers), hit=hit)

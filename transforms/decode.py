@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
+from transforms.formats import MEDIA_TYPES
 
 # A warning is not a defence: Pillow's bomb warning must stop the decode.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -26,8 +27,6 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow format name -> the format we report. MPO is a JPEG with extra pictures.
 ACCEPTED = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "WEBP",
             "BMP": "BMP", "TIFF": "TIFF"}
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
-               "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff"}
 _SRGB = ImageCms.createProfile("sRGB")
 _ORIENTATION_TAG = 0x0112
 MAX_FRAMES = 1000  # frames whose headers we check (counting them reads every header anyway)

@@ -15,7 +15,7 @@ from transforms.alpha import flatten_on_white
 from transforms.png_fast import encode_png
 
 PNG_COMPRESSIONS = ("fast", "small")
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "AVIF": "image/avif"}
+ENCODABLE = frozenset(("JPEG", "PNG", "WEBP", "AVIF"))
 # Formats an image may keep; AVIF is written on request only (slow to encode).
 WRITABLE = frozenset(("JPEG", "PNG", "WEBP"))
 
@@ -35,7 +35,7 @@ def to_image(pixels: np.ndarray) -> Image.Image:
 
 
 def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
-    if fmt not in MEDIA_TYPES:
+    if fmt not in ENCODABLE:
         raise ValueError(f"cannot write {fmt}")
     if fmt == "PNG" and options.png_compression == "fast":
         return encode_png(pixels)

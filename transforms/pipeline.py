@@ -24,7 +24,8 @@ import numpy as np
 
 from transforms.blur import blur
 from transforms.decode import decode, plain_jpeg
-from transforms.encode import MEDIA_TYPES, WRITABLE, EncodeOptions, encode
+from transforms.encode import WRITABLE, EncodeOptions, encode
+from transforms.formats import MEDIA_TYPES
 from transforms.geometry import crop, flip, rotate
 from transforms.grayscale import grayscale
 from transforms.jpeg_lossless import mirror_jpeg
