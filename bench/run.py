@@ -10,6 +10,8 @@
 3. Upload throughput, and a transform replica's peak RSS growth on a 24 MP image.
 
 Prints a table with service/ceiling ratios and writes JSON. Load is bounded in count and time.
+The ceiling a row is compared with uses as many processes as the row has requests in flight, up
+to one per core: at concurrency 1 the service can keep only one core busy with pixels, too.
 """
 
 from __future__ import annotations
@@ -86,12 +88,12 @@ def _render_many(args: tuple[bytes, str, int]) -> float:
     return time.perf_counter() - started
 
 
-def ceiling(inputs: dict[str, bytes], repeat: int) -> dict[str, dict[str, float]]:
+def ceiling(inputs: dict[str, bytes], routes: list[str], repeat: int) -> dict[str, dict[str, float]]:
     cores = os.cpu_count() or 1
     results = {}
     with multiprocessing.get_context("spawn").Pool(cores) as pool:
         for name, data in inputs.items():
-            for route in ROUTES:
+            for route in routes:
                 pool.map(_render_many, [(data, route, 1)] * cores)  # warm up
                 single = _render_many((data, route, repeat)) / repeat
                 started = time.perf_counter()
@@ -177,14 +179,16 @@ def replica_memory(client: httpx.Client, base: str, size: tuple[int, int] = (600
     return out
 
 
-def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray], quick: bool,
+def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray], routes: list[str], quick: bool,
             memory: bool) -> dict[str, Any]:
 
     from deployments import services
     from deployments.config import Settings
     from storage.embedded_mongod import EmbeddedMongod, free_port
 
-    env = {"default": {}, "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"}, "throughput": services.FAST_PATH_ENV}[mode]
+    serve_mode, *overrides = mode.split("+")  # e.g. throughput+PROG_IMAGE_TRANSFORM_MIN_REPLICAS=2
+    env = {"default": {}, "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"},
+           "throughput": services.FAST_PATH_ENV}[serve_mode] | dict(item.split("=", 1) for item in overrides)
     os.environ.update(env)
     results: dict[str, Any] = {"mode": mode}
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,7 +207,7 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
                     if quick:
                         counts = {c: max(2, n // 4) for c, n in counts.items()}
                     fmt = "JPEG" if name.endswith("jpeg") else "PNG"
-                    for route in ROUTES:
+                    for route in routes:
                         warm = upload_all(client, variants(pictures[name.split()[0]], fmt, 1))[0][0]
                         client.get(f"/{warm}/{route}").raise_for_status()  # replicas warm, handles resolved
                         for conc, count in counts.items():
@@ -226,17 +230,25 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
     return results
 
 
+def ceiling_at(ceil: dict[str, float], concurrency: int) -> float:
+    """The in-process rate at this concurrency: one process per request in flight, at most one per core.
+    (At concurrency 1 the service, too, can only keep one core busy with the image work.)"""
+    cores = os.cpu_count() or 1
+    return ceil["rps"] if concurrency >= cores else concurrency * 1000 / ceil["ms"]
+
+
 def table(ceil: dict[str, dict[str, float]], runs: list[dict[str, Any]]) -> str:
-    lines = [f"{'mode':10s} {'input':10s} {'route':9s} {'conc':>4s} {'ceiling/s':>9s} {'uncached/s':>10s} "
+    width = max(10, *(len(run["mode"]) for run in runs))
+    lines = [f"{'mode':{width}s} {'input':10s} {'route':9s} {'conc':>4s} {'ceiling/s':>9s} {'uncached/s':>10s} "
              f"{'ratio':>6s} {'p50':>6s} {'p99':>6s} {'cached/s':>9s} {'cached/unc':>10s} {'err':>4s}"]
     for run in runs:
         for key, value in run.items():
             if not isinstance(value, dict) or "uncached" not in value:
                 continue
             name, route, conc = key.rsplit(" ", 2)
-            top = ceil[f"{name} {route}"]["rps"]
+            top = ceiling_at(ceil[f"{name} {route}"], int(conc[1:]))
             unc, cac = value["uncached"], value["cached"]
-            lines.append(f"{run['mode']:10s} {name:10s} {route:9s} {conc:>4s} {top:9.1f} {unc['rps']:10.1f} "
+            lines.append(f"{run['mode']:{width}s} {name:10s} {route:9s} {conc:>4s} {top:9.1f} {unc['rps']:10.1f} "
                          f"{unc['rps'] / top:6.0%} {unc['p50_ms']:6.0f} {unc['p99_ms']:6.0f} {cac['rps']:9.1f} "
                          f"{cac['rps'] / unc['rps']:9.1f}x {unc['errors'] + cac['errors']:4d}")
     return "\n".join(lines)
@@ -246,9 +258,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--modes", default="default,throughput",
-                        help="comma-separated Serve modes to compare: default, haproxy, throughput")
+                        help="comma-separated Serve modes to compare: default, haproxy, throughput; each may add "
+                             "settings, e.g. throughput+PROG_IMAGE_TRANSFORM_RETURN_MAX_BYTES=0")
+    parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--sizes", default="1MP,12MP")
     parser.add_argument("--formats", default="JPEG,PNG", help="input formats")
+    parser.add_argument("--no-memory", action="store_true", help="skip the 24 MP replica memory figure")
     parser.add_argument("--out", default="bench/results/run.json")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -259,7 +274,8 @@ def main() -> None:
     print(f"inputs: {', '.join(f'{k} {len(v) / 1e6:.1f} MB' for k, v in inputs.items())}; "
           f"load average {load_avg[0]:.2f}", flush=True)
     print("1. in-process ceiling", flush=True)
-    ceil = ceiling(inputs, repeat=2 if args.quick else 4)
+    routes = args.routes.split(",")
+    ceil = ceiling(inputs, routes, repeat=2 if args.quick else 4)
     png_default = {}
     for size, pixels in pictures.items():  # /png against Pillow's default PNG save
         started = time.perf_counter()
@@ -280,7 +296,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = []
     for i, mode in enumerate(args.modes.split(",")):
-        runs.append(service(mode, inputs, pictures, args.quick, memory=i == 0))
+        runs.append(service(mode, inputs, pictures, routes, args.quick, memory=i == 0 and not args.no_memory))
         out.write_text(json.dumps({"load_average": load_avg, "ceiling": ceil, "png_encode": png_default,
                                    "runs": runs}, indent=2))  # partial results survive a later failure
     report = table(ceil, runs)

@@ -46,6 +46,9 @@ class Settings:
     transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + ingress fits 2 cores).")
     transform_max_queued: int = _setting(32, "Requests waiting for a transform replica beyond which the "
                                              "ingress answers 503 with Retry-After.")
+    transform_return_max_bytes: int = _setting(
+        1_000_000_000, "Rendered variants up to this size travel back to the ingress in the reply; larger "
+                       "ones are only stored, and the ingress streams them from GridFS.")
     transform_resource: str = _setting("", "Custom Ray resource a transform replica needs one unit of "
                                            "(placement: give nodes e.g. --resources='{\"prog_image_transform\": 4}').")
     ingress_replicas: int = _setting(1, "HTTP ingress replicas.")

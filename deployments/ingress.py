@@ -20,6 +20,7 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
+from deployments import api_docs as docs
 from deployments import errors
 from deployments.body_limit import BodyLimit
 from deployments.config import Settings
@@ -40,11 +41,10 @@ app = FastAPI(
     version="0.1.0",
 )
 errors.install(app)
+docs.install(app)
 app.add_middleware(BodyLimit, state=app.state)
 app.add_middleware(RequestMetrics)  # outermost: counts the 413s of BodyLimit too
 
-_ERROR = {"content": {"application/json": {"example": {"error": {"code": "not_found", "message": "..."}}}}}
-_IMAGE = {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "The converted image."}
 _RETRY_AFTER_S = "1"
 _PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 _INLINE_MAX = 4 * 1024 * 1024  # stored variants up to this size are read in one go; larger ones stream
@@ -105,7 +105,8 @@ class Api:
         self.store.ping()
 
     @app.post("/upload_file", status_code=201, response_model=UploadResult,
-              responses={400: _ERROR, 401: _ERROR, 413: _ERROR, 415: _ERROR, 422: _ERROR})
+              responses={201: docs.example("Stored (or already stored: the same bytes get the same id).",
+                                           docs.UPLOADED), **docs.errors(400, 401, 413, 415, 422, 503)})
     async def upload_file(self, request: Request,
                           image: UploadFile | None = File(None, description="The image file.")) -> JSONResponse:
         """Store an image. Its id is the SHA-256 of its bytes: the same bytes always get the same id."""
@@ -116,12 +117,12 @@ class Api:
         record = await self._call(lambda: self.transformer.ingest.remote(data))
         return JSONResponse(record, status_code=201)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, responses=docs.PAGE)
     async def page(self) -> HTMLResponse:
         """The web page: upload an image (file picker or drag and drop) and see its variants side by side."""
         return HTMLResponse(_PAGE)
 
-    @app.get("/healthz", responses={503: {"description": "A check failed."}})
+    @app.get("/healthz", responses={200: docs.HEALTHY, 503: docs.FAILING})
     async def healthz(self) -> JSONResponse:
         """Liveness of the whole path: Serve (this answer), MongoDB, and a transform round trip."""
         return checks_response({
@@ -130,7 +131,7 @@ class Api:
             "transforms": await check(lambda: self.transformer.self_test.remote(), 10),
         })
 
-    @app.get("/readyz", responses={503: {"description": "A check failed."}})
+    @app.get("/readyz", responses={200: docs.READY, 503: docs.FAILING})
     async def readyz(self) -> JSONResponse:
         """Readiness: MongoDB reachable and, when batch jobs are configured, the bridge connected to RabbitMQ."""
         checks = {"mongodb": await check(lambda: asyncio.to_thread(self.store.ping), 5)}
@@ -142,8 +143,8 @@ class Api:
         if not (await self.bridge.status.remote())["connected"]:
             raise ConnectionError("the bridge is not connected")
 
-    @app.get("/jobs/{job_id}", responses={404: _ERROR})
-    async def job(self, job_id: str) -> JSONResponse:
+    @app.get("/jobs/{job_id}", responses={200: docs.JOB, **docs.errors(404)})
+    async def job(self, job_id: docs.JobId) -> JSONResponse:
         """A batch job's state (queued, running, done or failed), progress and per-item results."""
         doc = await asyncio.to_thread(self.jobs.get, job_id)
         if doc is None:
@@ -151,49 +152,52 @@ class Api:
         doc["job_id"] = doc.pop("_id")
         return JSONResponse(jsonable_encoder(doc))
 
-    @app.get("/images", responses={400: _ERROR})
-    async def list_images(self, limit: int = Query(50, ge=1, le=1000),
-                          after: str | None = Query(None, description="The last image_id of the previous page.")
+    @app.get("/images", responses={200: docs.IMAGES_PAGE, **docs.errors(400)})
+    async def list_images(self, limit: int = Query(50, ge=1, le=1000, description="Page size.", examples=[50]),
+                          after: str | None = Query(None, description="The last image_id of the previous page.",
+                                                    examples=[docs.EXAMPLE_ID])
                           ) -> JSONResponse:
         """Originals in id order, a page at a time: pass the last id back as `after` for the next page."""
         records = await asyncio.to_thread(self.store.list_originals, limit, after)
         items = [image_record(stored) for stored in records]
         return JSONResponse({"items": items, "next": items[-1]["image_id"] if len(items) == limit else None})
 
-    @app.get("/{image_id}", responses={404: _ERROR})
-    async def metadata(self, image_id: str) -> JSONResponse:
+    @app.get("/{image_id}", responses={200: docs.METADATA, **docs.errors(404)})
+    async def metadata(self, image_id: docs.ImageId) -> JSONResponse:
         """An original's metadata, and the keys of its stored variants."""
         stored = await self._original(image_id)
         variants = await asyncio.to_thread(self.store.variant_keys, image_id)
         return JSONResponse({**image_record(stored), "uploaded_at": stored.upload_date.isoformat(),
                              "content_type": stored.content_type, "variants": variants})
 
-    @app.delete("/{image_id}", status_code=204, responses={404: _ERROR})
-    async def delete(self, image_id: str, request: Request) -> Response:
+    @app.delete("/{image_id}", status_code=204, responses={**docs.DELETED, **docs.errors(401, 404)})
+    async def delete(self, image_id: docs.ImageId, request: Request) -> Response:
         """Delete an original and every variant of it."""
         check_api_key(request, self.settings.api_key_list)
         await self._original(image_id)
         await asyncio.to_thread(self.store.delete_image, image_id)
         return Response(status_code=204)
 
-    @app.api_route("/{image_id}/auto", methods=["GET", "HEAD"], response_class=Response,
-                   responses={200: _IMAGE, 304: {"description": "Not modified."}, 404: _ERROR})
-    async def auto(self, image_id: str, request: Request) -> Response:
+    @docs.image_route(app, "/{image_id}/auto", response_class=Response,
+                   responses={**docs.IMAGE, **docs.errors(403, 404, 503)})
+    async def auto(self, image_id: docs.ImageId, request: Request) -> Response:
         """The best format the client's Accept header allows: AVIF, then WebP, else the original's format."""
         self._check_id(image_id)
         accept = request.headers.get("accept", "")
         fmt = "AVIF" if "image/avif" in accept else "WEBP" if "image/webp" in accept else None
-        response = await self._serve_variant(pipeline_request(image_id, Pipeline((), fmt)), request)
+        response = await self._serve_variant(pipeline_request(image_id, Pipeline((), fmt), "auto"), request)
         response.headers["Vary"] = "Accept"
         return response
 
-    @app.api_route("/{image_id}/process", methods=["GET", "HEAD"], response_class=Response,
-                   responses={200: _IMAGE, 304: {"description": "Not modified."}, 400: _ERROR, 404: _ERROR})
-    async def process(self, image_id: str, request: Request,
+    @docs.image_route(app, "/{image_id}/process", response_class=Response,
+                   responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})
+    async def process(self, image_id: docs.ImageId, request: Request,
                       ops: str = Query("", description="Steps, e.g. grayscale,mirror,resize:w=800", examples=[
                           "grayscale,mirror,resize:w=800:h=600:fit=cover"]),
-                      format: str | None = Query(None, description="jpeg, png, webp or avif; default: keep"),
-                      quality: str | None = Query(None, description="1-100, for lossy formats")) -> Response:
+                      format: str | None = Query(None, description="jpeg, png, webp or avif; default: keep",
+                                                 examples=["webp"]),
+                      quality: str | None = Query(None, description="1-100, for lossy formats",
+                                                  examples=["80"])) -> Response:
         """Apply a pipeline of steps (see the README for the grammar) and encode; cached like every variant."""
         self._check_id(image_id)
         try:
@@ -202,11 +206,12 @@ class Api:
             raise ApiError(400, "bad_pipeline", str(exc)) from None
         return await self._serve_variant(pipeline_request(image_id, pipeline), request)
 
-    @app.api_route("/{image_id}/{operation}", methods=["GET", "HEAD"], response_class=Response,
-                   responses={200: _IMAGE, 304: {"description": "Not modified."}, 404: _ERROR, 503: _ERROR})
-    async def variant(self, image_id: str, operation: str, request: Request,
+    @docs.image_route(app, "/{image_id}/{operation}", response_class=Response,
+                   responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})
+    async def variant(self, image_id: docs.ImageId, operation: docs.Operation, request: Request,
                       compression: str | None = Query(None, description="PNG output: fast or small; "
-                                                      "default from PROG_IMAGE_PNG_COMPRESSION.")) -> Response:
+                                                      "default from PROG_IMAGE_PNG_COMPRESSION.",
+                                                      examples=["small"])) -> Response:
         """The image converted by `operation`: jpeg, png, grayscale (keeps the format) or mirror (keeps the format)."""
         if compression is not None and compression not in PNG_COMPRESSIONS:
             raise ApiError(400, "bad_parameter", f"compression must be one of {', '.join(PNG_COMPRESSIONS)}")
@@ -238,7 +243,9 @@ class Api:
                 return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
             return self._stream(cached, request)
         rendered = await self._render_once(wanted.key, lambda: self.transformer.render.remote(wanted))
-        return self._respond(rendered.data, rendered.media_type, rendered.sha256, request, hit=False)
+        if rendered.data is None:
+            return self._stream(rendered.stored, request, hit=False)
+        return self._respond(rendered.data, rendered.stored.content_type, rendered.stored.sha256, request, hit=False)
 
     async def _render_once(self, key: str, send: Callable[[], Awaitable[Variant]]) -> Variant:
         """Concurrent first requests for one variant share a single render."""
@@ -268,10 +275,10 @@ class Api:
                 await asyncio.sleep(0.2)  # let the router learn that the replica is gone
         raise AssertionError("unreachable")
 
-    def _stream(self, stored: StoredFile, request: Request) -> Response:
+    def _stream(self, stored: StoredFile, request: Request, hit: bool = True) -> Response:
         return _image_response(request, stored.sha256, stored.content_type, stored.length, lambda headers:
                                StreamingResponse(self.store.iter_chunks(stored), media_type=stored.content_type,
-                                                 headers=headers), hit=True)
+                                                 headers=headers), hit=hit)
 
     def _respond(self, data: bytes, media_type: str, sha256: str, request: Request, hit: bool) -> Response:
         return _image_response(request, sha256, media_type, len(data),

@@ -18,6 +18,11 @@ class Metrics:
                                 tag_keys=("route", "method", "status"))
         self.latency = Histogram("prog_image_http_request_seconds", "HTTP request latency, by route.",
                                  boundaries=_SECONDS, tag_keys=("route",))
+        self.render = Histogram("prog_image_render_seconds",
+                                "Time to render a variant (read, decode, steps, encode, store), by operation.",
+                                boundaries=_SECONDS, tag_keys=("operation",))
+        self.stage = Histogram("prog_image_stage_seconds", "Time in each pixel stage: decode, a step, encode.",
+                               boundaries=_SECONDS, tag_keys=("stage",))
         self.cache = Counter("prog_image_variant_cache", "Variant lookups: hit (stored) or miss (rendered).",
                              tag_keys=("result",))
         self.bytes = Counter("prog_image_http_bytes", "Body bytes received (in) and sent (out).",

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from ray import serve
 
 from deployments.config import Settings
 from deployments.errors import ApiError
+from deployments.metrics import metrics
 from storage import ImageStore, StoredFile, content_id
 from storage.keys import variant_key
 from transforms import OPERATIONS, Pipeline, PipelineError, decode, encode, render, run
@@ -28,11 +30,11 @@ from transforms import OPERATIONS, Pipeline, PipelineError, decode, encode, rend
 
 @dataclass(frozen=True)
 class Variant:
-    """A rendered (or cached) variant, as it travels back to the ingress."""
+    """A rendered (or cached) variant, as it travels back to the ingress: with its bytes, or (when
+    larger than transform_return_max_bytes) only its stored file, for the ingress to stream."""
 
-    data: bytes
-    media_type: str
-    sha256: str
+    stored: StoredFile
+    data: bytes | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class VariantRequest:
     image_id: str
     key: str
     pipeline: Pipeline
+    operation: str  # a seed operation's name, "process" or "auto": the metrics label
     png_compression: str | None = None
 
 
@@ -50,11 +53,11 @@ def seed_request(settings: Settings, image_id: str, operation: str,
     """One of the seed's named operations. Only a non-default compression is part of the key."""
     custom = png_compression and png_compression != settings.png_compression
     key = variant_key(image_id, operation, f"compression={png_compression}" if custom else "")
-    return VariantRequest(image_id, key, OPERATIONS[operation], png_compression)
+    return VariantRequest(image_id, key, OPERATIONS[operation], operation, png_compression)
 
 
-def pipeline_request(image_id: str, pipeline: Pipeline) -> VariantRequest:
-    return VariantRequest(image_id, variant_key(image_id, "process", pipeline.canonical()), pipeline)
+def pipeline_request(image_id: str, pipeline: Pipeline, operation: str = "process") -> VariantRequest:
+    return VariantRequest(image_id, variant_key(image_id, "process", pipeline.canonical()), pipeline, operation)
 
 
 def image_record(stored: StoredFile) -> dict[str, Any]:
@@ -112,7 +115,9 @@ class Transformer:
 
     def _render(self, request: VariantRequest) -> Variant:
         stored, data = self._variant(request)
-        return Variant(data if data is not None else self.store.read(stored), stored.content_type, stored.sha256)
+        if stored.length > self.settings.transform_return_max_bytes:
+            return Variant(stored, None)
+        return Variant(stored, data if data is not None else self.store.read(stored))
 
     def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         stored, _ = self._variant(seed_request(self.settings, image_id, operation))
@@ -126,6 +131,7 @@ class Transformer:
         original = self.store.find(request.image_id)
         if original is None:
             raise ApiError(404, "not_found", f"no image with id {request.image_id}")
+        started = time.perf_counter()
         options = self.settings.encode_options
         if request.png_compression:
             options = dataclasses.replace(options, png_compression=request.png_compression)
@@ -137,6 +143,10 @@ class Transformer:
         stored, _ = self.store.put(request.key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": request.image_id, "operation": request.key.split("/", 1)[1],
             "format": out.format})
+        m = metrics()
+        m.render.observe(time.perf_counter() - started, tags={"operation": request.operation})
+        for stage, seconds in out.timings:
+            m.stage.observe(seconds, tags={"stage": stage})
         return stored, out.data
 
     def _self_test(self) -> bool:

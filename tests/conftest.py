@@ -12,6 +12,7 @@ import pytest
 from deployments.config import Settings
 from storage import ImageStore
 from storage.embedded_mongod import EmbeddedMongod, free_port
+from tests.broker import Broker
 
 UPLOAD_LIMIT = 8_000_000  # small enough to test 413 cheaply
 PREFETCH = 3  # the bridge's prefetch in tests
@@ -97,3 +98,11 @@ def corpus() -> Path:
             return path.resolve()
     pytest.skip(f"no real-world corpus in {', '.join(map(str, candidates))} (set PROG_IMAGE_CORPUS); "
                 "the generated fixtures still run")
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[Broker]:
+    """A producer on the service's job queue (see tests/broker.py)."""
+    broker = Broker(settings)
+    yield broker
+    broker.close()

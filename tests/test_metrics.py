@@ -9,20 +9,39 @@ import httpx
 
 from tests.images import encoded, photo
 
+_VARIANT_ROUTE = r'route="/\{image_id\}/\{operation\}"'
 
-def test_metrics_endpoint_shows_counters_with_labels(client, settings):
+
+def test_metrics_endpoint_shows_counters_with_labels(client, settings, broker):
     image_id = client.post("/upload_file", files={"image": ("m.png", encoded(photo(30, 20, seed=61), "PNG"))}
                            ).json()["image_id"]
-    client.get(f"/{image_id}/grayscale")
-    client.get(f"/{image_id}/grayscale")
+    assert client.get(f"/{image_id}/grayscale").status_code == 200  # rendered: a miss
+    assert client.get(f"/{image_id}/grayscale").status_code == 200  # stored: a hit
+    assert client.get(f"/{image_id}/process", params={"ops": "mirror,blur:r=1"}).status_code == 200
+    assert client.get(f"/{'0' * 64}/grayscale").status_code == 404
+    assert client.get(f"/{image_id}/process", params={"ops": "sepia"}).status_code == 400
+    assert client.get("/no/such/route/here").status_code == 404
+    assert broker.reply(broker.job([image_id], ["mirror"]))["state"] == "done"
+    broker.publish(b"{not json")  # dead-lettered
+    assert broker.dead_letters(1)
+
     wanted = [
-        r'ray_prog_image_http_requests_total\{[^}]*method="GET"[^}]*route="/\{image_id\}/\{operation\}"'
-        r'[^}]*status="200"',
+        rf'ray_prog_image_http_requests_total\{{[^}}]*method="GET"[^}}]*{_VARIANT_ROUTE}[^}}]*status="200"',
+        rf'ray_prog_image_http_requests_total\{{[^}}]*method="GET"[^}}]*{_VARIANT_ROUTE}[^}}]*status="404"',
+        r'ray_prog_image_http_requests_total\{[^}]*route="/\{image_id\}/process"[^}]*status="400"',
+        r'ray_prog_image_http_requests_total\{[^}]*route="unmatched"[^}]*status="404"',
         r'ray_prog_image_http_requests_total\{[^}]*route="/upload_file"[^}]*status="201"',
         r'ray_prog_image_variant_cache_total\{[^}]*result="hit"',
         r'ray_prog_image_variant_cache_total\{[^}]*result="miss"',
-        r'ray_prog_image_http_request_seconds_bucket\{[^}]*route="/\{image_id\}/\{operation\}"',
+        rf'ray_prog_image_http_request_seconds_bucket\{{[^}}]*{_VARIANT_ROUTE}',
+        r'ray_prog_image_render_seconds_bucket\{[^}]*operation="grayscale"',
+        r'ray_prog_image_render_seconds_bucket\{[^}]*operation="process"',
+        *(rf'ray_prog_image_stage_seconds_bucket\{{[^}}]*stage="{stage}"'
+          for stage in ("decode", "grayscale", "mirror", "blur", "encode")),
+        r'ray_prog_image_http_bytes_total\{[^}]*direction="in"',
         r'ray_prog_image_http_bytes_total\{[^}]*direction="out"',
+        r'ray_prog_image_batch_jobs_total\{[^}]*outcome="processed"',
+        r'ray_prog_image_batch_jobs_total\{[^}]*outcome="dead_lettered"',
     ]
     deadline = time.monotonic() + 60  # Ray exports each replica's metrics every few seconds
     missing = wanted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -69,6 +70,16 @@ def test_pipeline_chain_and_format():
         rendered = run(data, parse("rotate:deg=90", fmt, "70"), max_pixels=LIMIT, options=EncodeOptions())
         assert rendered.media_type == media
         assert Image.open(io.BytesIO(rendered.data)).size == (40, 60)
+
+
+def test_stage_timings_name_every_stage_in_order():
+    started = time.perf_counter()
+    out = run(encoded(PICTURE, "PNG"), parse("grayscale,mirror"), max_pixels=LIMIT, options=EncodeOptions())
+    elapsed = time.perf_counter() - started
+    assert [stage for stage, _ in out.timings] == ["decode", "grayscale", "mirror", "encode"]
+    assert all(seconds >= 0 for _, seconds in out.timings) and sum(s for _, s in out.timings) <= elapsed
+    lossless = run(encoded(photo(64, 32, seed=3), "JPEG"), parse("mirror"), max_pixels=LIMIT, options=EncodeOptions())
+    assert [stage for stage, _ in lossless.timings] == ["mirror_lossless"]
 
 
 def test_jpeg_shrink_on_load_keeps_quality():

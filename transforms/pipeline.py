@@ -16,6 +16,7 @@ defaults written out), which names its cached variant.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +167,8 @@ def parse(ops: str, fmt: str | None = None, quality: str | None = None) -> Pipel
 class Rendered:
     data: bytes
     format: str
+    # Seconds per stage, in order: ("decode", s), (step name, s)..., ("encode", s); for metrics.
+    timings: tuple[tuple[str, float], ...] = ()
 
     @property
     def media_type(self) -> str:
@@ -174,19 +177,37 @@ class Rendered:
 
 def run(data: bytes, pipeline: Pipeline, *, max_pixels: int, options: EncodeOptions) -> Rendered:
     """Decode the original, apply the steps in order, encode."""
+    clock = _Clock()
     if pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") and plain_jpeg(data, max_pixels):
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
         if mirrored is not None:
-            return Rendered(mirrored, "JPEG")
+            return Rendered(mirrored, "JPEG", clock.lap("mirror_lossless"))
     shrink = _shrink_target(pipeline)
     decoded = decode(data, max_pixels, shrink_to=shrink)
+    clock.lap("decode")
     pixels = decoded.pixels
     for step in pipeline.steps:
         pixels = step.apply(pixels)
+        clock.lap(step.name)
     fmt = pipeline.output_format(decoded.info.format)
     if pipeline.quality:
         options = EncodeOptions(pipeline.quality, options.png_compression, pipeline.quality)
-    return Rendered(encode(pixels, fmt, options), fmt)
+    encoded = encode(pixels, fmt, options)
+    return Rendered(encoded, fmt, clock.lap("encode"))
+
+
+class _Clock:
+    """Stage timings: each lap is the time since the previous one."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, stage: str) -> tuple[tuple[str, float], ...]:
+        now = time.perf_counter()
+        self.laps.append((stage, now - self.last))
+        self.last = now
+        return tuple(self.laps)
 
 
 def _shrink_target(pipeline: Pipeline) -> tuple[int, int] | None:
