@@ -55,6 +55,10 @@ class Settings:
     ingress_num_cpus: float = _setting(0.2, "CPUs reserved per ingress replica.")
     ingress_max_ongoing: int = _setting(64, "Requests one ingress replica holds at once.")
     ingress_max_queued: int = _setting(256, "Requests waiting for the ingress beyond which the proxy answers 503.")
+    ingress_render_max_pixels: int = _setting(
+        0, "Originals up to this many pixels are rendered in the ingress replica itself when one of its "
+           "render slots is free (no hop to a transform replica); 0: always use the transform deployment.")
+    ingress_render_slots: int = _setting(2, "Renders one ingress replica runs at once (see ingress_render_max_pixels).")
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
     request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 beyond).")
@@ -82,7 +86,8 @@ class Settings:
             problems.append("WEBP_QUALITY must be 1-100")
         for name in ("max_upload_bytes", "max_pixels", "request_timeout_s", "transform_num_cpus",
                      "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
-                     "amqp_prefetch", "job_retries", "transform_max_queued", "ingress_max_queued"):
+                     "ingress_render_slots", "amqp_prefetch", "job_retries", "transform_max_queued",
+                     "ingress_max_queued"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
         if problems:

@@ -28,7 +28,7 @@ from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
 from deployments.metrics import RequestMetrics, metrics
 from deployments.security import check_api_key, check_signature
-from deployments.transformer import Variant, VariantRequest, image_record, pipeline_request, seed_request
+from deployments.variants import Renderer, Variant, VariantRequest, image_record, pipeline_request, seed_request
 from storage import ImageStore, StoredFile
 from storage.jobs import JobStore
 from storage.keys import is_image_id
@@ -95,6 +95,8 @@ class Api:
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
         self.jobs = JobStore(self.store)
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
+        self.renderer = Renderer(settings, self.store)
+        self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
         app.state.max_upload_bytes = settings.max_upload_bytes
         if settings.cors_origin_list:  # before the first request builds the middleware stack
             app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
@@ -242,19 +244,32 @@ class Api:
             if body is not None:
                 return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
             return self._stream(cached, request)
-        rendered = await self._render_once(wanted.key, lambda: self.transformer.render.remote(wanted))
+        rendered = await self._render_once(wanted.key, lambda: self._render(wanted))
         if rendered.data is None:
             return self._stream(rendered.stored, request, hit=False)
         return self._respond(rendered.data, rendered.stored.content_type, rendered.stored.sha256, request, hit=False)
 
-    async def _render_once(self, key: str, send: Callable[[], Awaitable[Variant]]) -> Variant:
+    async def _render_once(self, key: str, render: Callable[[], Awaitable[Variant]]) -> Variant:
         """Concurrent first requests for one variant share a single render."""
         pending = self.inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._call(send, idempotent=True))
+            pending = asyncio.ensure_future(render())
             self.inflight[key] = pending
             pending.add_done_callback(lambda _: self.inflight.pop(key, None))
         return await asyncio.shield(pending)
+
+    async def _render(self, wanted: VariantRequest) -> Variant:
+        """Render here when the original is small and a local slot is free: no hop, no copy through Ray.
+        Everything else goes to the transform deployment, which scales out across the cluster."""
+        if self.settings.ingress_render_max_pixels and not self.local_slots.locked():
+            original = await asyncio.to_thread(self.store.find, wanted.image_id)
+            if original is None:
+                raise ApiError(404, "not_found", f"no image with id {wanted.image_id}")
+            meta = original.metadata
+            if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels:
+                async with self.local_slots:
+                    return await self._call(lambda: asyncio.to_thread(self.renderer.render, wanted, _INLINE_MAX))
+        return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True)
 
     async def _call(self, send: Callable[[], Awaitable[Any]], idempotent: bool = False) -> Any:
         """One call to the transform deployment, with the timeout, backpressure and retry policy."""
