@@ -101,7 +101,7 @@ class Api:
         if settings.cors_origin_list:  # before the first request builds the middleware stack
             app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
                                allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"],
-                               expose_headers=["ETag", "X-Cache"])
+                               expose_headers=["ETag", "X-Cache", "X-Rendered-By"])
 
     def check_health(self) -> None:
         self.store.ping()
@@ -246,8 +246,12 @@ class Api:
             return self._stream(cached, request)
         rendered = await self._render_once(wanted.key, lambda: self._render(wanted))
         if rendered.data is None:
-            return self._stream(rendered.stored, request, hit=False)
-        return self._respond(rendered.data, rendered.stored.content_type, rendered.stored.sha256, request, hit=False)
+            response = self._stream(rendered.stored, request, hit=False)
+        else:
+            response = self._respond(rendered.data, rendered.stored.content_type, rendered.stored.sha256, request,
+                                     hit=False)
+        response.headers["X-Rendered-By"] = rendered.rendered_by
+        return response
 
     async def _render_once(self, key: str, render: Callable[[], Awaitable[Variant]]) -> Variant:
         """Concurrent first requests for one variant share a single render."""
@@ -268,7 +272,8 @@ class Api:
             meta = original.metadata
             if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels:
                 async with self.local_slots:
-                    return await self._call(lambda: asyncio.to_thread(self.renderer.render, wanted, _INLINE_MAX))
+                    return await self._call(lambda: asyncio.to_thread(self.renderer.render, wanted, _INLINE_MAX,
+                                                                      "ingress", original))
         return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True)
 
     async def _call(self, send: Callable[[], Awaitable[Any]], idempotent: bool = False) -> Any:

@@ -72,7 +72,7 @@ class Transformer:
         return image_record(stored)
 
     def _render(self, request: VariantRequest) -> Variant:
-        return self.renderer.render(request, self.settings.transform_return_max_bytes)
+        return self.renderer.render(request, self.settings.transform_return_max_bytes, "transform")
 
     def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         stored, _ = self.renderer.variant(seed_request(self.settings, image_id, operation))

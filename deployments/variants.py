@@ -23,6 +23,7 @@ class Variant:
 
     stored: StoredFile
     data: bytes | None
+    rendered_by: str  # "ingress" or "transform": sent as X-Rendered-By
 
 
 @dataclass(frozen=True)
@@ -62,21 +63,24 @@ class Renderer:
         self.settings = settings
         self.store = store
 
-    def render(self, request: VariantRequest, return_max_bytes: int) -> Variant:
+    def render(self, request: VariantRequest, return_max_bytes: int, rendered_by: str,
+               original: StoredFile | None = None) -> Variant:
         """The variant, with its bytes when they are at most return_max_bytes."""
-        stored, data = self.variant(request)
+        stored, data = self.variant(request, original)
         if stored.length > return_max_bytes:
-            return Variant(stored, None)
-        return Variant(stored, data if data is not None else self.store.read(stored))
+            return Variant(stored, None, rendered_by)
+        return Variant(stored, data if data is not None else self.store.read(stored), rendered_by)
 
-    def variant(self, request: VariantRequest) -> tuple[StoredFile, bytes | None]:
-        """The stored variant, rendering and storing it first if needed (then also its bytes)."""
-        cached = self.store.find(request.key)
-        if cached is not None:  # another replica, request or batch job got here first
-            return cached, None
-        original = self.store.find(request.image_id)
+    def variant(self, request: VariantRequest, original: StoredFile | None = None) -> tuple[StoredFile, bytes | None]:
+        """The stored variant, rendering and storing it first if needed (then also its bytes).
+        A caller that passes the original has just looked for the variant itself."""
         if original is None:
-            raise ApiError(404, "not_found", f"no image with id {request.image_id}")
+            cached = self.store.find(request.key)
+            if cached is not None:  # another replica, request or batch job got here first
+                return cached, None
+            original = self.store.find(request.image_id)
+            if original is None:
+                raise ApiError(404, "not_found", f"no image with id {request.image_id}")
         started = time.perf_counter()
         options = self.settings.encode_options
         if request.png_compression:
@@ -86,7 +90,7 @@ class Renderer:
                       options=options)
         except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
             raise ApiError(400, "bad_pipeline", str(exc)) from None
-        stored, _ = self.store.put(request.key, out.data, content_type=out.media_type, metadata={
+        stored, _ = self.store.put(request.key, out.data, content_type=out.media_type, cache=True, metadata={
             "kind": "variant", "source": request.image_id, "operation": request.key.split("/", 1)[1],
             "format": out.format})
         m = metrics()

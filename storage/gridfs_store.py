@@ -53,6 +53,10 @@ class ImageStore:
         self.files = self.db["fs.files"]
         self.chunks = self.db["fs.chunks"]
         self.bucket = gridfs.GridFSBucket(self.db, chunk_size_bytes=_CHUNK_BYTES)
+        # Cached variants can be rendered again: acknowledged by the primary without waiting for the
+        # journal (which is written in order, so a files document never outlives its chunks).
+        self.cache_bucket = gridfs.GridFSBucket(self.db.with_options(write_concern=WriteConcern(w=1)),
+                                                chunk_size_bytes=_CHUNK_BYTES)
 
     def ensure_indexes(self) -> None:
         self.files.create_index([("filename", ASCENDING)], unique=True, name="key_unique")
@@ -67,17 +71,22 @@ class ImageStore:
         doc = self.files.find_one({"filename": key})
         return _stored(doc) if doc else None
 
-    def put(self, key: str, data: bytes, *, content_type: str,
-            metadata: dict[str, Any] | None = None) -> tuple[StoredFile, bool]:
-        """Store data under key unless the key exists. Returns (file, created)."""
-        existing = self.find(key)
-        if existing:
-            return existing, False
+    def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, Any] | None = None,
+            cache: bool = False) -> tuple[StoredFile, bool]:
+        """Store data under key unless the key exists. Returns (file, created).
+
+        cache=True is for variants, which can be rendered again: no journal wait, and no lookup first
+        (the caller has just looked; the unique key still refuses a second copy)."""
+        if not cache:
+            existing = self.find(key)
+            if existing:
+                return existing, False
         file_id = ObjectId()
         meta = {**(metadata or {}), "content_type": content_type, "sha256": content_id(data)}
+        uploaded = dt.datetime.now(dt.UTC)
         try:
             # GridFS writes the files document last: a key becomes visible only when complete.
-            self.bucket.upload_from_stream_with_id(file_id, key, data, metadata=meta)
+            (self.cache_bucket if cache else self.bucket).upload_from_stream_with_id(file_id, key, data, metadata=meta)
         except DuplicateKeyError:
             # Someone stored this key first; drop our chunks and use theirs.
             self.chunks.delete_many({"files_id": file_id})
@@ -88,9 +97,7 @@ class ImageStore:
         except BaseException:
             self.chunks.delete_many({"files_id": file_id})
             raise
-        stored = self.find(key)
-        assert stored is not None
-        return stored, True
+        return StoredFile(key, file_id, len(data), content_type, meta["sha256"], meta, uploaded), True
 
     def fetch(self, key: str, inline_max: int) -> tuple[StoredFile | None, bytes | None]:
         """The file's description and, when it is at most inline_max bytes, its content: for the hot path."""

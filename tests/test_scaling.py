@@ -9,11 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from ray import serve
 
 from deployments.app import build_app
-from tests.images import encoded, photo
+from tests.images import encoded, photo, pixels_of
 from tests.waiting import wait_until_served
 
 
@@ -29,6 +30,7 @@ def small_app(settings, service):
     names = []
 
     def deploy(name: str, **bounds) -> str:
+        bounds = {"ingress_render_max_pixels": 0, **bounds}  # every render on the transform deployment
         serve.run(build_app(settings.replace(ingress_num_cpus=0.1, transform_num_cpus=0.3, **bounds)),
                   name=name, route_prefix=f"/{name}")
         names.append(name)
@@ -96,3 +98,22 @@ def test_killed_transform_replica_is_replaced_and_requests_survive(client, small
         raise AssertionError(f"replica not replaced: {states}")
     print(f"\nreplica killed under load: {succeeded}/{len(paths)} requests succeeded; "
           f"replaced within {time.monotonic() - killed_at[0]:.1f} s of the kill")
+
+
+def test_small_originals_render_in_the_ingress_and_the_rest_on_transforms(client, small_app):
+    base = small_app("local", transform_min_replicas=1, transform_max_replicas=1, ingress_render_max_pixels=200_000,
+                     ingress_render_slots=1)
+    small, large = photo(50, 40, seed=1400), photo(500, 500, seed=1401)  # 2,000 and 250,000 pixels
+    for picture, where in ((small, "ingress"), (large, "transform")):
+        data = encoded(picture, "PNG")
+        response = httpx.get(f"{base}/{upload(client, data)}/mirror", timeout=60)
+        assert response.status_code == 200 and response.headers["x-rendered-by"] == where
+        assert np.array_equal(pixels_of(response.content), picture[:, ::-1])
+        again = httpx.get(str(response.url), timeout=60)
+        assert again.headers["x-cache"] == "HIT" and "x-rendered-by" not in again.headers
+    # With its one render slot taken, the ingress hands the next small original to a transform replica.
+    ids = [upload(client, encoded(photo(400, 400, seed=1410 + i), "PNG")) for i in range(8)]
+    with ThreadPoolExecutor(len(ids)) as pool:
+        responses = list(pool.map(lambda i: httpx.get(f"{base}/{i}/png", timeout=60), ids))
+    assert all(r.status_code == 200 for r in responses)
+    assert {r.headers["x-rendered-by"] for r in responses} == {"ingress", "transform"}
