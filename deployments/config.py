@@ -44,7 +44,8 @@ class Settings:
                                               "points of the ceiling at concurrency 2).")
     transform_max_replicas: int = _setting(4, "Autoscaling upper bound for the transform deployment.")
     transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
-    transform_max_ongoing: int = _setting(4, "Requests one transform replica runs at once.")
+    transform_max_ongoing: int = _setting(2, "Requests one transform replica runs at once (two overlap one's I/O "
+                                             "with the other's codec work; more oversubscribes the cores).")
     transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + ingress fits 2 cores).")
     transform_max_queued: int = _setting(32, "Requests waiting for a transform replica beyond which the "
                                              "ingress answers 503 with Retry-After.")
