@@ -63,6 +63,10 @@ class Settings:
                    "its render slots is free (no hop to a transform replica; bench/ measured 1.1-1.4x the "
                    "uncached rate at 1 MP); 0: always use the transform deployment.")
     ingress_render_slots: int = _setting(2, "Renders one ingress replica runs at once (see ingress_render_max_pixels).")
+    ingress_cache_bytes: int = _setting(64 * 2**20, "Memory for recently served variants (up to 1 MiB each) in each "
+                                                    "ingress replica, so a hit needs no database round trip; 0: off.")
+    ingress_cache_ttl_s: float = _setting(60.0, "How long a variant stays in an ingress's memory: the most another "
+                                                "ingress replica serves it after a DELETE.")
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
     request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 beyond).")
@@ -91,7 +95,7 @@ class Settings:
         for name in ("max_upload_bytes", "max_pixels", "request_timeout_s", "transform_num_cpus",
                      "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
                      "ingress_render_slots", "amqp_prefetch", "job_retries", "transform_max_queued",
-                     "ingress_max_queued"):
+                     "ingress_max_queued", "ingress_cache_ttl_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
         if problems:

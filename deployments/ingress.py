@@ -26,6 +26,7 @@ from deployments.body_limit import BodyLimit
 from deployments.config import Settings
 from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
+from deployments.memory_cache import MemoryCache
 from deployments.metrics import RequestMetrics, metrics
 from deployments.security import check_api_key, check_signature
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, pipeline_request, seed_request
@@ -96,6 +97,7 @@ class Api:
         self.jobs = JobStore(self.store)
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
         self.renderer = Renderer(settings, self.store)
+        self.memory = MemoryCache(settings.ingress_cache_bytes, settings.ingress_cache_ttl_s)
         self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
         app.state.max_upload_bytes = settings.max_upload_bytes
         if settings.cors_origin_list:  # before the first request builds the middleware stack
@@ -178,6 +180,7 @@ class Api:
         check_api_key(request, self.settings.api_key_list)
         await self._original(image_id)
         await asyncio.to_thread(self.store.delete_image, image_id)
+        self.memory.drop_image(image_id)
         return Response(status_code=204)
 
     @docs.image_route(app, "/{image_id}/auto", response_class=Response,
@@ -238,18 +241,24 @@ class Api:
     async def _serve_variant(self, wanted: VariantRequest, request: Request) -> Response:
         """The stored variant if there is one (no transform hop at all), else render it once."""
         check_signature(request, self.settings.signing_key_list)
-        cached, body = await asyncio.to_thread(self.store.fetch, wanted.key, _INLINE_MAX)
+        remembered = self.memory.get(wanted.key)
+        if remembered is not None:  # no database round trip, no thread hop
+            metrics().cache.inc(tags={"result": "hit"})
+            return self._respond(remembered.data, remembered.media_type, remembered.sha256, request, hit=True)
+        cached, body, original = await asyncio.to_thread(self._lookup, wanted)
         metrics().cache.inc(tags={"result": "hit" if cached is not None else "miss"})
         if cached is not None:
-            if body is not None:
-                return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
-            return self._stream(cached, request)
-        rendered = await self._render_once(wanted.key, lambda: self._render(wanted))
+            if body is None:
+                return self._stream(cached, request)
+            self.memory.put(wanted.key, body, cached.content_type, cached.sha256)
+            return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
+        rendered = await self._render_once(wanted.key, lambda: self._render(wanted, original))
         if rendered.data is None:
             response = self._stream(rendered.stored, request, hit=False)
         else:
-            response = self._respond(rendered.data, rendered.stored.content_type, rendered.stored.sha256, request,
-                                     hit=False)
+            stored = rendered.stored
+            self.memory.put(wanted.key, rendered.data, stored.content_type, stored.sha256)
+            response = self._respond(rendered.data, stored.content_type, stored.sha256, request, hit=False)
         response.headers["X-Rendered-By"] = rendered.rendered_by
         return response
 
@@ -262,13 +271,20 @@ class Api:
             pending.add_done_callback(lambda _: self.inflight.pop(key, None))
         return await asyncio.shield(pending)
 
-    async def _render(self, wanted: VariantRequest) -> Variant:
-        """Render here when the original is small and a local slot is free: no hop, no copy through Ray.
-        Everything else goes to the transform deployment, which scales out across the cluster."""
-        if self.settings.ingress_render_max_pixels and not self.local_slots.locked():
-            original = await asyncio.to_thread(self.store.find, wanted.image_id)
+    def _lookup(self, wanted: VariantRequest) -> tuple[StoredFile | None, bytes | None, StoredFile | None]:
+        """One thread hop for the stored variant and, on a miss that may be rendered here, the original."""
+        cached, body = self.store.fetch(wanted.key, _INLINE_MAX)
+        original = None
+        if cached is None and self.settings.ingress_render_max_pixels:
+            original = self.store.find(wanted.image_id)
             if original is None:
                 raise ApiError(404, "not_found", f"no image with id {wanted.image_id}")
+        return cached, body, original
+
+    async def _render(self, wanted: VariantRequest, original: StoredFile | None) -> Variant:
+        """Render here when the original is small and a local slot is free: no hop, no copy through Ray.
+        Everything else goes to the transform deployment, which scales out across the cluster."""
+        if original is not None and not self.local_slots.locked():
             meta = original.metadata
             if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels:
                 async with self.local_slots:

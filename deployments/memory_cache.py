@@ -1,0 +1,58 @@
+"""Recently served small variants, kept in the ingress replica's memory.
+
+A hit costs no MongoDB round trip and no thread hop. Safe because a variant's bytes never change
+(the id is content-derived and the pipeline deterministic); only a DELETE ends one. This replica
+drops an image's entries when it deletes it; other ingress replicas keep theirs for at most
+`ttl_s`, far less than the year that `Cache-Control: immutable` already allows any HTTP cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    data: bytes
+    media_type: str
+    sha256: str
+    expires: float
+
+
+class MemoryCache:
+    def __init__(self, max_bytes: int, ttl_s: float, max_item_bytes: int = 1 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self.max_item_bytes = min(max_item_bytes, max_bytes)
+        self.size = 0
+        self.entries: OrderedDict[str, Entry] = OrderedDict()  # least recently used first
+
+    def get(self, key: str) -> Entry | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= time.monotonic():
+            self._remove(key)
+            return None
+        self.entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, data: bytes, media_type: str, sha256: str) -> None:
+        if len(data) > self.max_item_bytes:
+            return
+        if key in self.entries:
+            self._remove(key)
+        self.entries[key] = Entry(data, media_type, sha256, time.monotonic() + self.ttl_s)
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            self._remove(next(iter(self.entries)))
+
+    def drop_image(self, image_id: str) -> None:
+        """Forget every variant of an image (variant keys start with '<image id>/')."""
+        for key in [key for key in self.entries if key.startswith(f"{image_id}/")]:
+            self._remove(key)
+
+    def _remove(self, key: str) -> None:
+        self.size -= len(self.entries.pop(key).data)
