@@ -22,6 +22,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments import api_docs as docs
 from deployments import errors
+from deployments.allocator import keep_freed_memory
 from deployments.body_limit import BodyLimit
 from deployments.config import Settings
 from deployments.errors import ApiError
@@ -90,6 +91,7 @@ def _image_response(request: Request, sha256: str, media_type: str, length: int,
 @serve.ingress(app)
 class Api:
     def __init__(self, transformer: DeploymentHandle, bridge: DeploymentHandle | None, settings: Settings) -> None:
+        keep_freed_memory()  # see deployments/allocator.py: renders run in this process
         self.transformer = transformer
         self.bridge = bridge
         self.settings = settings

@@ -18,6 +18,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
 from storage import ImageStore, content_id
@@ -27,6 +28,7 @@ from transforms import OPERATIONS, decode, encode, render
 @serve.deployment
 class Transformer:
     def __init__(self, settings: Settings) -> None:
+        keep_freed_memory()  # see deployments/allocator.py: renders run in this process
         self.settings = settings
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
         self.store.ensure_indexes()

@@ -55,8 +55,8 @@ class ImageStore:
         self.bucket = gridfs.GridFSBucket(self.db, chunk_size_bytes=_CHUNK_BYTES)
         # Cached variants can be rendered again: acknowledged by the primary without waiting for the
         # journal (which is written in order, so a files document never outlives its chunks).
-        self.cache_bucket = gridfs.GridFSBucket(self.db.with_options(write_concern=WriteConcern(w=1)),
-                                                chunk_size_bytes=_CHUNK_BYTES)
+        cache_db = self.db.with_options(write_concern=WriteConcern(w=1))
+        self.cache_files, self.cache_chunks = cache_db["fs.files"], cache_db["fs.chunks"]
 
     def ensure_indexes(self) -> None:
         self.files.create_index([("filename", ASCENDING)], unique=True, name="key_unique")
@@ -85,8 +85,7 @@ class ImageStore:
         meta = {**(metadata or {}), "content_type": content_type, "sha256": content_id(data)}
         uploaded = dt.datetime.now(dt.UTC)
         try:
-            # GridFS writes the files document last: a key becomes visible only when complete.
-            (self.cache_bucket if cache else self.bucket).upload_from_stream_with_id(file_id, key, data, metadata=meta)
+            self._write(file_id, key, data, meta, uploaded, cache)
         except DuplicateKeyError:
             # Someone stored this key first; drop our chunks and use theirs.
             self.chunks.delete_many({"files_id": file_id})
@@ -98,6 +97,19 @@ class ImageStore:
             self.chunks.delete_many({"files_id": file_id})
             raise
         return StoredFile(key, file_id, len(data), content_type, meta["sha256"], meta, uploaded), True
+
+    def _write(self, file_id: ObjectId, key: str, data: bytes, meta: dict[str, Any], uploaded: dt.datetime,
+               cache: bool) -> None:
+        """A GridFS file, as the GridFS spec lays it out: the chunks, then the files document last, so
+        a key becomes visible only when complete. Written here rather than with GridFSBucket, whose
+        every upload first queries both collections to check their indexes (two extra round trips;
+        ensure_indexes has made them)."""
+        files, chunks = (self.cache_files, self.cache_chunks) if cache else (self.files, self.chunks)
+        if data:
+            chunks.insert_many([{"files_id": file_id, "n": n, "data": data[start:start + _CHUNK_BYTES]}
+                                for n, start in enumerate(range(0, len(data), _CHUNK_BYTES))])
+        files.insert_one({"_id": file_id, "length": len(data), "chunkSize": _CHUNK_BYTES, "uploadDate": uploaded,
+                          "filename": key, "metadata": meta})
 
     def fetch(self, key: str, inline_max: int) -> tuple[StoredFile | None, bytes | None]:
         """The file's description and, when it is at most inline_max bytes, its content: for the hot path."""

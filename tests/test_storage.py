@@ -1,0 +1,47 @@
+"""The GridFS store on the real mongod: files are standard GridFS, one per key, whatever the races."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import gridfs
+
+from storage import ImageStore
+
+
+def test_files_are_standard_gridfs_and_stored_once(store: ImageStore):
+    data = os.urandom(2 * 1024 * 1024 + 123)  # three chunks, the last one short
+    for cache in (False, True):
+        key = f"storage-test-{cache}"
+        stored, created = store.put(key, data, content_type="image/png", metadata={"kind": "test"}, cache=cache)
+        assert created and stored.length == len(data) and stored.key == key
+        # Any GridFS client reads it: the layout is the GridFS spec's.
+        assert gridfs.GridFSBucket(store.db).open_download_stream_by_name(key).read() == data
+        found = store.find(key)
+        assert found.file_id == stored.file_id and found.sha256 == stored.sha256 and store.read(found) == data
+        again, created = store.put(key, b"other bytes", content_type="image/png", cache=cache)
+        assert not created and again.file_id == stored.file_id and store.count(key) == 1
+    empty, _ = store.put("storage-test-empty", b"", content_type="image/png")
+    assert store.read(empty) == b""
+
+
+def test_racing_writers_of_one_key_leave_one_file_and_no_orphan_chunks(store: ImageStore):
+    key = "storage-test-race"
+    results = []
+    barrier = threading.Barrier(6)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        results.append(store.put(key, bytes([i]) * 300_000, content_type="image/png", cache=True))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.count(key) == 1 and sum(created for _, created in results) == 1
+    winner = store.find(key)
+    assert {stored.file_id for stored, _ in results} == {winner.file_id}
+    file_ids = {doc["_id"] for doc in store.files.find({}, {"_id": 1})}
+    assert set(store.chunks.distinct("files_id")) <= file_ids  # the losers' chunks are gone
