@@ -235,10 +235,7 @@ class Api:
 
     async def _original(self, image_id: str) -> StoredFile:
         self._check_id(image_id)
-        stored = await asyncio.to_thread(self.store.find, image_id)
-        if stored is None:
-            raise ApiError(404, "not_found", f"no image with id {image_id}")
-        return stored
+        return await asyncio.to_thread(self.renderer.original, image_id)
 
     async def _serve_variant(self, wanted: VariantRequest, request: Request) -> Response:
         """The stored variant if there is one (no transform hop at all), else render it once."""
@@ -278,9 +275,7 @@ class Api:
         cached, body = self.store.fetch(wanted.key, _INLINE_MAX)
         original = None
         if cached is None and self.settings.ingress_render_max_pixels:
-            original = self.store.find(wanted.image_id)
-            if original is None:
-                raise ApiError(404, "not_found", f"no image with id {wanted.image_id}")
+            original = self.renderer.original(wanted.image_id)
         return cached, body, original
 
     async def _render(self, wanted: VariantRequest, original: StoredFile | None) -> Variant:
@@ -290,12 +285,13 @@ class Api:
             meta = original.metadata
             if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels:
                 async with self.local_slots:
-                    return await self._call(lambda: asyncio.to_thread(self.renderer.render, wanted, _INLINE_MAX,
-                                                                      "ingress", original))
+                    # The bytes are already in this process: return them whatever their size.
+                    return await self._call(lambda: asyncio.to_thread(self.renderer.render, wanted, None, "ingress",
+                                                                      original))
         return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True)
 
     async def _call(self, send: Callable[[], Awaitable[Any]], idempotent: bool = False) -> Any:
-        """One call to the transform deployment, with the timeout, backpressure and retry policy."""
+        """One render (here or on the transform deployment), with the timeout, backpressure and retry policy."""
         attempts = 2 if idempotent else 1
         for attempt in range(attempts):
             try:

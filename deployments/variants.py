@@ -63,13 +63,20 @@ class Renderer:
         self.settings = settings
         self.store = store
 
-    def render(self, request: VariantRequest, return_max_bytes: int, rendered_by: str,
+    def render(self, request: VariantRequest, return_max_bytes: int | None, rendered_by: str,
                original: StoredFile | None = None) -> Variant:
-        """The variant, with its bytes when they are at most return_max_bytes."""
+        """The variant, with its bytes when they are at most return_max_bytes (None: always)."""
         stored, data = self.variant(request, original)
-        if stored.length > return_max_bytes:
+        if return_max_bytes is not None and stored.length > return_max_bytes:
             return Variant(stored, None, rendered_by)
         return Variant(stored, data if data is not None else self.store.read(stored), rendered_by)
+
+    def original(self, image_id: str) -> StoredFile:
+        """The stored original, or a 404."""
+        stored = self.store.find(image_id)
+        if stored is None:
+            raise ApiError(404, "not_found", f"no image with id {image_id}")
+        return stored
 
     def variant(self, request: VariantRequest, original: StoredFile | None = None) -> tuple[StoredFile, bytes | None]:
         """The stored variant, rendering and storing it first if needed (then also its bytes).
@@ -78,9 +85,7 @@ class Renderer:
             cached = self.store.find(request.key)
             if cached is not None:  # another replica, request or batch job got here first
                 return cached, None
-            original = self.store.find(request.image_id)
-            if original is None:
-                raise ApiError(404, "not_found", f"no image with id {request.image_id}")
+            original = self.original(request.image_id)
         started = time.perf_counter()
         options = self.settings.encode_options
         if request.png_compression:
