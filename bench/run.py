@@ -36,11 +36,13 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from deployments.allocator import keep_freed_memory
 from transforms import OPERATIONS, EncodeOptions, render
 
 ROUTES = tuple(OPERATIONS)
 SIZES = {"1MP": (1152, 864), "12MP": (4000, 3000)}
 OPTIONS = EncodeOptions()
+CONCURRENCY = (1, 2, 8)
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -89,22 +91,27 @@ def _render_many(args: tuple[bytes, str, int]) -> float:
     return time.perf_counter() - started
 
 
-def ceiling(inputs: dict[str, bytes], routes: list[str], repeat: int) -> dict[str, dict[str, float]]:
-    cores = os.cpu_count() or 1
+def ceiling(inputs: dict[str, bytes], routes: list[str], repeat: int,
+            processes: list[int]) -> dict[str, dict[str, float]]:
+    """Renders per second with each number of processes working at once (all in pool workers, each
+    working at least a second so that dispatching to the pool is noise)."""
     results = {}
-    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+    # The workers keep freed memory as the service's rendering processes do (deployments/allocator.py):
+    # the ceiling is the transforms at their best.
+    with multiprocessing.get_context("spawn").Pool(max(processes), initializer=keep_freed_memory) as pool:
         for name, data in inputs.items():
             for route in routes:
-                pool.map(_render_many, [(data, route, 1)] * cores)  # warm up
-                single = _render_many((data, route, repeat)) / repeat
-                # Each process works for at least a second, so that dispatching to the pool is noise.
+                pool.map(_render_many, [(data, route, 1)] * max(processes))  # warm up
+                single = pool.apply(_render_many, ((data, route, repeat),)) / repeat
                 many = max(repeat, int(1.0 / single) + 1)
-                started = time.perf_counter()
-                pool.map(_render_many, [(data, route, many)] * cores)
-                wall = time.perf_counter() - started
-                results[f"{name} {route}"] = {"ms": single * 1000, "rps": cores * many / wall}
-                print(f"  ceiling {name:10s} {route:9s} {single * 1000:7.1f} ms  {cores * many / wall:6.1f}/s",
-                      flush=True)
+                row: dict[str, float] = {"ms": single * 1000}
+                for count in processes:
+                    started = time.perf_counter()
+                    pool.map(_render_many, [(data, route, many)] * count, chunksize=1)
+                    row[f"rps{count}"] = count * many / (time.perf_counter() - started)
+                results[f"{name} {route}"] = row
+                print(f"  ceiling {name:10s} {route:9s} {single * 1000:7.1f} ms  " +
+                      "  ".join(f"{count} proc {row[f'rps{count}']:6.1f}/s" for count in processes), flush=True)
     return results
 
 
@@ -213,7 +220,7 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
                     results["memory"] = replica_memory(client, base)
                 for name in inputs:
                     big = name.startswith("12MP")
-                    counts = {1: 4 if big else 16, 2: 6 if big else 24, 8: 12 if big else 48}
+                    counts = dict(zip(CONCURRENCY, (4, 6, 12) if big else (16, 24, 48), strict=True))
                     if quick:
                         counts = {c: max(2, n // 4) for c, n in counts.items()}
                     fmt = "JPEG" if name.endswith("jpeg") else "PNG"
@@ -243,8 +250,7 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
 def ceiling_at(ceil: dict[str, float], concurrency: int) -> float:
     """The in-process rate at this concurrency: one process per request in flight, at most one per core.
     (At concurrency 1 the service, too, can only keep one core busy with the image work.)"""
-    cores = os.cpu_count() or 1
-    return ceil["rps"] if concurrency >= cores else concurrency * 1000 / ceil["ms"]
+    return ceil[f"rps{min(concurrency, os.cpu_count() or 1)}"]
 
 
 def table(ceil: dict[str, dict[str, float]], runs: list[dict[str, Any]]) -> str:
@@ -285,7 +291,8 @@ def main() -> None:
           f"load average {load_avg[0]:.2f}", flush=True)
     print("1. in-process ceiling", flush=True)
     routes = args.routes.split(",")
-    ceil = ceiling(inputs, routes, repeat=2 if args.quick else 4)
+    processes = sorted({min(c, os.cpu_count() or 1) for c in CONCURRENCY})
+    ceil = ceiling(inputs, routes, repeat=2 if args.quick else 4, processes=processes)
     png_default = {}
     for size, pixels in pictures.items():  # /png against Pillow's default PNG save
         started = time.perf_counter()

@@ -1,8 +1,9 @@
 """HTTP ingress: the FastAPI app served by Ray Serve.
 
-The ingress does no pixel work. Cached variants are streamed straight from GridFS here (no
-hop to a transform replica at all); a miss sends only (image id, operation) to the Transformer,
-which reads the original itself and stores what it renders.
+A variant is answered from this replica's memory, else from GridFS (no hop to a transform replica
+at all); a miss is rendered here when the original is small and a render slot is free, else it
+sends only (image id, pipeline) to the Transformer, which reads the original itself. A new variant
+is answered first and stored in GridFS just after.
 """
 
 import asyncio
@@ -50,6 +51,7 @@ app.add_middleware(RequestMetrics)  # outermost: counts the 413s of BodyLimit to
 _RETRY_AFTER_S = "1"
 _PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 _INLINE_MAX = 4 * 1024 * 1024  # stored variants up to this size are read in one go; larger ones stream
+Drawn = tuple[Variant, "asyncio.Task[StoredFile] | None"]  # a render's variant, and its store when still running
 
 
 class UploadResult(BaseModel):
@@ -98,6 +100,7 @@ class Api:
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
         self.jobs = JobStore(self.store)
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()  # renders in flight (asyncio keeps only weak references)
         self.renderer = Renderer(settings, self.store)
         self.memory = MemoryCache(settings.ingress_cache_bytes, settings.ingress_cache_ttl_s)
         self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
@@ -244,6 +247,10 @@ class Api:
         if remembered is not None:  # no database round trip, no thread hop
             metrics().cache.inc(tags={"result": "hit"})
             return self._respond(remembered.data, remembered.media_type, remembered.sha256, request, hit=True)
+        pending = self.inflight.get(wanted.key)
+        if pending is not None:  # being rendered or stored by this replica: share it, no database round trip
+            metrics().cache.inc(tags={"result": "miss"})
+            return self._answer(wanted, await asyncio.shield(pending), request)
         cached, body, original = await asyncio.to_thread(self._lookup, wanted)
         metrics().cache.inc(tags={"result": "hit" if cached is not None else "miss"})
         if cached is not None:
@@ -252,6 +259,9 @@ class Api:
             self.memory.put(wanted.key, body, cached.content_type, cached.sha256)
             return self._respond(body, cached.content_type, cached.sha256, request, hit=True)
         rendered = await self._render_once(wanted.key, lambda: self._render(wanted, original))
+        return self._answer(wanted, rendered, request)
+
+    def _answer(self, wanted: VariantRequest, rendered: Variant, request: Request) -> Response:
         if rendered.data is None:
             response = self._stream(rendered.stored, request, hit=False)
         else:
@@ -261,34 +271,47 @@ class Api:
         response.headers["X-Rendered-By"] = rendered.rendered_by
         return response
 
-    async def _render_once(self, key: str, render: Callable[[], Awaitable[Variant]]) -> Variant:
-        """Concurrent first requests for one variant share a single render."""
+    async def _render_once(self, key: str, render: Callable[[], Awaitable[Drawn]]) -> Variant:
+        """Concurrent first requests for one variant share a single render. It is answered as soon as
+        it is drawn; its entry stays until it is stored, so that requests meanwhile share it too."""
         pending = self.inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(render())
+            pending = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved
             self.inflight[key] = pending
-            pending.add_done_callback(lambda _: self.inflight.pop(key, None))
+            task = asyncio.ensure_future(self._render_then_store(key, render, pending))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await asyncio.shield(pending)
 
-    def _lookup(self, wanted: VariantRequest) -> tuple[StoredFile | None, bytes | None, StoredFile | None]:
-        """One thread hop for the stored variant and, on a miss that may be rendered here, the original."""
-        cached, body = self.store.fetch(wanted.key, _INLINE_MAX)
-        original = None
-        if cached is None and self.settings.ingress_render_max_pixels:
-            original = self.renderer.original(wanted.image_id)
-        return cached, body, original
+    async def _render_then_store(self, key: str, render: Callable[[], Awaitable[Drawn]],
+                                 pending: asyncio.Future[Variant]) -> None:
+        try:
+            variant, storing = await render()
+            pending.set_result(variant)
+            if storing is not None:
+                await asyncio.wait([storing])  # its failure is logged by the renderer
+        except BaseException as exc:  # the render's error (an ApiError too) goes to every request sharing it
+            if not pending.done():
+                pending.set_exception(exc)
+        finally:
+            self.inflight.pop(key, None)
 
-    async def _render(self, wanted: VariantRequest, original: StoredFile | None) -> Variant:
-        """Render here when the original is small and a local slot is free: no hop, no copy through Ray.
-        Everything else goes to the transform deployment, which scales out across the cluster."""
-        if original is not None and not self.local_slots.locked():
-            meta = original.metadata
-            if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels:
-                async with self.local_slots:
-                    # The bytes are already in this process: return them whatever their size.
-                    return await self._call(lambda: asyncio.to_thread(self.renderer.render, wanted, None, "ingress",
-                                                                      original))
-        return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True)
+    def _lookup(self, wanted: VariantRequest) -> tuple[StoredFile | None, bytes | None, StoredFile]:
+        """One thread hop and one query: the stored variant (with its bytes when small), and the original."""
+        cached, original = self.renderer.find(wanted)
+        return cached, None if cached is None else self.store.read_small(cached, _INLINE_MAX), original
+
+    async def _render(self, wanted: VariantRequest, original: StoredFile) -> Drawn:
+        """Render here when the original is small and a local slot is free: no hop, no copy through Ray;
+        the variant is stored after it is answered. Everything else goes to the transform deployment,
+        which scales out across the cluster."""
+        meta = original.metadata
+        if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels and not self.local_slots.locked():
+            async with self.local_slots:
+                stored, data = await self._call(lambda: asyncio.to_thread(self.renderer.draw, wanted, original))
+            return Variant(stored, data, "ingress"), self.renderer.keep_later(stored, data)
+        return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True), None
 
     async def _call(self, send: Callable[[], Awaitable[Any]], idempotent: bool = False) -> Any:
         """One render (here or on the transform deployment), with the timeout, backpressure and retry policy."""

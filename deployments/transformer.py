@@ -21,7 +21,7 @@ from ray import serve
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
-from storage import ImageStore, content_id
+from storage import ImageStore, StoredFile, content_id
 from transforms import OPERATIONS, decode, encode, render
 
 
@@ -39,7 +39,17 @@ class Transformer:
         return await asyncio.to_thread(self._ingest, data)
 
     async def render(self, request: VariantRequest) -> Variant:
-        return await asyncio.to_thread(self._render, request)
+        """The variant; a new one comes back with its bytes before it is stored (unless too large to return:
+        then stored first, for the ingress to stream it)."""
+        stored, data, drawn = await asyncio.to_thread(self._render, request)
+        limit = self.settings.transform_return_max_bytes
+        if stored.length > limit:
+            if drawn:
+                stored = await asyncio.to_thread(self.renderer.keep, stored, data)
+            return Variant(stored, None, "transform")
+        if drawn:
+            self.renderer.keep_later(stored, data)
+        return Variant(stored, data, "transform")
 
     async def materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them)."""
@@ -73,8 +83,13 @@ class Transformer:
                 "uploaded_at": dt.datetime.now(dt.UTC)})
         return image_record(stored)
 
-    def _render(self, request: VariantRequest) -> Variant:
-        return self.renderer.render(request, self.settings.transform_return_max_bytes, "transform")
+    def _render(self, request: VariantRequest) -> tuple[StoredFile, bytes | None, bool]:
+        """(file, bytes, drawn): the stored variant with its bytes when small enough to return, or a new
+        one drawn now and not stored yet."""
+        cached, original = self.renderer.find(request)
+        if cached is None:
+            return *self.renderer.draw(request, original), True
+        return cached, self.store.read_small(cached, self.settings.transform_return_max_bytes), False
 
     def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
         stored, _ = self.renderer.variant(seed_request(self.settings, image_id, operation))

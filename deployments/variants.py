@@ -3,7 +3,9 @@ and by the ingress for small originals (no Ray here: a plain class over the stor
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +17,14 @@ from storage import ImageStore, StoredFile
 from storage.keys import variant_key
 from transforms import OPERATIONS, Pipeline, PipelineError, run
 
+log = logging.getLogger("ray.serve")
+
 
 @dataclass(frozen=True)
 class Variant:
     """A rendered (or cached) variant, as it travels back to the ingress: with its bytes, or (when
-    larger than transform_return_max_bytes) only its stored file, for the ingress to stream."""
+    larger than transform_return_max_bytes) only its stored file, for the ingress to stream. A
+    variant with bytes may not be stored yet: it is answered first and stored just after."""
 
     stored: StoredFile
     data: bytes | None
@@ -57,19 +62,13 @@ def image_record(stored: StoredFile) -> dict[str, Any]:
 
 
 class Renderer:
-    """Finds or renders variants: every render reads the original from GridFS and stores its output there."""
+    """Finds or renders variants: a render reads the original from GridFS, and its output is stored
+    there (by the caller, once it has answered, or at once by variant())."""
 
     def __init__(self, settings: Settings, store: ImageStore) -> None:
         self.settings = settings
         self.store = store
-
-    def render(self, request: VariantRequest, return_max_bytes: int | None, rendered_by: str,
-               original: StoredFile | None = None) -> Variant:
-        """The variant, with its bytes when they are at most return_max_bytes (None: always)."""
-        stored, data = self.variant(request, original)
-        if return_max_bytes is not None and stored.length > return_max_bytes:
-            return Variant(stored, None, rendered_by)
-        return Variant(stored, data if data is not None else self.store.read(stored), rendered_by)
+        self._storing: set[asyncio.Task[StoredFile]] = set()  # referenced until done (asyncio keeps weak refs)
 
     def original(self, image_id: str) -> StoredFile:
         """The stored original, or a 404."""
@@ -78,14 +77,15 @@ class Renderer:
             raise ApiError(404, "not_found", f"no image with id {image_id}")
         return stored
 
-    def variant(self, request: VariantRequest, original: StoredFile | None = None) -> tuple[StoredFile, bytes | None]:
-        """The stored variant, rendering and storing it first if needed (then also its bytes).
-        A caller that passes the original has just looked for the variant itself."""
-        if original is None:
-            cached = self.store.find(request.key)
-            if cached is not None:  # another replica, request or batch job got here first
-                return cached, None
-            original = self.original(request.image_id)
+    def find(self, request: VariantRequest) -> tuple[StoredFile | None, StoredFile]:
+        """(the stored variant or None, the original), in one round trip; a 404 without the original."""
+        found = self.store.find_many([request.key, request.image_id])
+        if request.image_id not in found:
+            raise ApiError(404, "not_found", f"no image with id {request.image_id}")
+        return found.get(request.key), found[request.image_id]
+
+    def draw(self, request: VariantRequest, original: StoredFile) -> tuple[StoredFile, bytes]:
+        """Render the variant: the file it will be stored as (see keep) and its bytes."""
         started = time.perf_counter()
         options = self.settings.encode_options
         if request.png_compression:
@@ -95,7 +95,7 @@ class Renderer:
                       options=options)
         except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
             raise ApiError(400, "bad_pipeline", str(exc)) from None
-        stored, _ = self.store.put(request.key, out.data, content_type=out.media_type, cache=True, metadata={
+        stored = self.store.describe(request.key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": request.image_id, "operation": request.key.split("/", 1)[1],
             "format": out.format})
         m = metrics()
@@ -103,3 +103,28 @@ class Renderer:
         for stage, seconds in out.timings:
             m.stage.observe(seconds, tags={"stage": stage})
         return stored, out.data
+
+    def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
+        """Store a drawn variant (unless another render stored it first: then that one)."""
+        return self.store.write(stored, data, cache=True)[0]
+
+    def keep_later(self, stored: StoredFile, data: bytes) -> asyncio.Task[StoredFile]:
+        """Store a drawn variant in a thread, after its answer has gone (a store is MongoDB latency the
+        client need not wait for). A failure is only logged: the variant is rendered again when next asked."""
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.keep, stored, data))
+        self._storing.add(task)
+        task.add_done_callback(self._stored)
+        return task
+
+    def _stored(self, task: asyncio.Task[StoredFile]) -> None:
+        self._storing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("storing a rendered variant failed (it will be rendered again): %r", task.exception())
+
+    def variant(self, request: VariantRequest) -> tuple[StoredFile, bytes | None]:
+        """The stored variant, rendering and storing it first if needed (then also its bytes)."""
+        cached, original = self.find(request)
+        if cached is not None:  # another replica, request or batch job got here first
+            return cached, None
+        stored, data = self.draw(request, original)
+        return self.keep(stored, data), data

@@ -81,42 +81,51 @@ class ImageStore:
             existing = self.find(key)
             if existing:
                 return existing, False
-        file_id = ObjectId()
+        return self.write(self.describe(key, data, content_type=content_type, metadata=metadata), data, cache)
+
+    @staticmethod
+    def describe(key: str, data: bytes, *, content_type: str, metadata: dict[str, Any] | None = None) -> StoredFile:
+        """The file that write() stores: known before it is written, so a variant can be answered first."""
         meta = {**(metadata or {}), "content_type": content_type, "sha256": content_id(data)}
-        uploaded = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
+        uploaded = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps: milliseconds
+        return StoredFile(key, ObjectId(), len(data), content_type, meta["sha256"], meta, uploaded)
+
+    def write(self, stored: StoredFile, data: bytes, cache: bool) -> tuple[StoredFile, bool]:
+        """Write a described file unless its key exists (then the existing one wins). Returns (file, created)."""
         try:
-            self._write(file_id, key, data, meta, uploaded, cache)
+            self._write(stored, data, cache)
         except DuplicateKeyError:
             # Someone stored this key first; drop our chunks and use theirs.
-            self.chunks.delete_many({"files_id": file_id})
-            winner = self.find(key)
+            self.chunks.delete_many({"files_id": stored.file_id})
+            winner = self.find(stored.key)
             if winner is None:
                 raise
             return winner, False
         except BaseException:
-            self.chunks.delete_many({"files_id": file_id})
+            self.chunks.delete_many({"files_id": stored.file_id})
             raise
-        return StoredFile(key, file_id, len(data), content_type, meta["sha256"], meta, uploaded), True
+        return stored, True
 
-    def _write(self, file_id: ObjectId, key: str, data: bytes, meta: dict[str, Any], uploaded: dt.datetime,
-               cache: bool) -> None:
+    def _write(self, stored: StoredFile, data: bytes, cache: bool) -> None:
         """A GridFS file, as the GridFS spec lays it out: the chunks, then the files document last, so
         a key becomes visible only when complete. Written here rather than with GridFSBucket, whose
         every upload first queries both collections to check their indexes (two extra round trips;
         ensure_indexes has made them)."""
         files, chunks = (self.cache_files, self.cache_chunks) if cache else (self.files, self.chunks)
         if data:
-            chunks.insert_many([{"files_id": file_id, "n": n, "data": data[start:start + _CHUNK_BYTES]}
+            chunks.insert_many([{"files_id": stored.file_id, "n": n, "data": data[start:start + _CHUNK_BYTES]}
                                 for n, start in enumerate(range(0, len(data), _CHUNK_BYTES))])
-        files.insert_one({"_id": file_id, "length": len(data), "chunkSize": _CHUNK_BYTES, "uploadDate": uploaded,
-                          "filename": key, "metadata": meta})
+        files.insert_one({"_id": stored.file_id, "length": len(data), "chunkSize": _CHUNK_BYTES,
+                          "uploadDate": stored.upload_date, "filename": stored.key, "metadata": stored.metadata})
 
-    def fetch(self, key: str, inline_max: int) -> tuple[StoredFile | None, bytes | None]:
-        """The file's description and, when it is at most inline_max bytes, its content: for the hot path."""
-        stored = self.find(key)
-        if stored is None or stored.length > inline_max:
-            return stored, None
-        return stored, self.read(stored)
+    def find_many(self, keys: list[str]) -> dict[str, StoredFile]:
+        """The files among keys that exist, by key: one round trip for several lookups."""
+        return {doc["filename"]: _stored(doc) for doc in self.files.find({"filename": {"$in": keys}})}
+
+    def read_small(self, stored: StoredFile, inline_max: int) -> bytes | None:
+        """The file's content when it is at most inline_max bytes (else None: stream it)."""
+        return self.read(stored) if stored.length <= inline_max else None
 
     def read(self, stored: StoredFile) -> bytes:
         data = b"".join(self.iter_chunks(stored))

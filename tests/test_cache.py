@@ -8,6 +8,7 @@ import numpy as np
 
 from storage.keys import variant_key
 from tests.images import encoded, photo, pixels_of
+from tests.waiting import stored_soon
 
 
 def upload(client, data: bytes) -> str:
@@ -20,8 +21,8 @@ def test_second_get_is_served_from_the_stored_variant(client, store):
     image_id = upload(client, encoded(photo(300, 200, seed=31), "PNG"))
     first = client.get(f"/{image_id}/grayscale")
     assert first.headers["x-cache"] == "MISS"
-    stored = store.find(variant_key(image_id, "grayscale"))
-    assert stored is not None and stored.metadata["operation"] == "grayscale"
+    stored = stored_soon(store, variant_key(image_id, "grayscale"))  # answered first, stored just after
+    assert stored.metadata["operation"] == "grayscale" and stored.sha256 == first.headers["etag"].strip('"')
     second = client.get(f"/{image_id}/grayscale")
     assert second.headers["x-cache"] == "HIT" and second.content == first.content
     assert store.find(variant_key(image_id, "grayscale")).file_id == stored.file_id  # not re-rendered or re-stored
@@ -34,6 +35,7 @@ def test_concurrent_first_requests_store_one_variant(client, store):
         responses = list(pool.map(lambda _: client.get(f"/{image_id}/mirror"), range(8)))
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
+    stored_soon(store, variant_key(image_id, "mirror"))
     assert store.count(variant_key(image_id, "mirror")) == 1
 
 
@@ -64,6 +66,7 @@ def test_compression_override_is_its_own_lossless_variant(client, store):
     small = client.get(f"/{image_id}/png?compression=small")
     assert np.array_equal(pixels_of(fast.content), pixels) and np.array_equal(pixels_of(small.content), pixels)
     assert fast.headers["etag"] != small.headers["etag"]
-    assert store.count(variant_key(image_id, "png", "compression=small")) == 1
+    assert stored_soon(store, variant_key(image_id, "png", "compression=small")).sha256 != \
+        stored_soon(store, variant_key(image_id, "png")).sha256
     bad = client.get(f"/{image_id}/png?compression=tiny")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_parameter"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from storage.keys import variant_key
 from tests.images import encoded, opened, photo, pixels_of
+from tests.waiting import stored_soon
 
 
 def upload(client, data: bytes) -> str:
@@ -43,6 +45,7 @@ def test_process_errors_are_400(client):
 def test_metadata_list_and_delete(client, store):
     ids = sorted(upload(client, encoded(photo(30, 20, seed=43 + i), "PNG")) for i in range(3))
     client.get(f"/{ids[0]}/grayscale")
+    stored_soon(store, variant_key(ids[0], "grayscale"))
     meta = client.get(f"/{ids[0]}").json()
     assert meta["image_id"] == ids[0] and meta["width"] == 30 and meta["variants"] == [f"{ids[0]}/grayscale"]
     seen, after = [], None
