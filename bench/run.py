@@ -225,8 +225,9 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
                         counts = {c: max(2, n // 4) for c, n in counts.items()}
                     fmt = "JPEG" if name.endswith("jpeg") else "PNG"
                     for route in routes:
-                        warm = upload_all(client, variants(pictures[name.split()[0]], fmt, 1))[0][0]
-                        client.get(f"/{warm}/{route}").raise_for_status()  # replicas warm, handles resolved
+                        # Every replica warm, handles resolved, and the start's background work settled.
+                        warm = upload_all(client, variants(pictures[name.split()[0]], fmt, 4 if big else 12))[0]
+                        load(lambda i, warm=warm, route=route: f"/{warm[i]}/{route}", len(warm), 2, base)
                         for conc, count in counts.items():
                             files = variants(pictures[name.split()[0]], fmt, count)
                             ids, upload_rps = upload_all(client, files)

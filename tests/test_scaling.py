@@ -31,7 +31,8 @@ def small_app(settings, service):
 
     def deploy(name: str, **bounds) -> str:
         bounds = {"ingress_render_max_pixels": 0, **bounds}  # every render on the transform deployment
-        serve.run(build_app(settings.replace(ingress_num_cpus=0.1, transform_num_cpus=0.3, **bounds)),
+        serve.run(build_app(settings.replace(ingress_replicas=1, ingress_num_cpus=0.1, transform_num_cpus=0.3,
+                                             **bounds)),
                   name=name, route_prefix=f"/{name}")
         names.append(name)
         wait_until_served(f"{service}/{name}")

@@ -45,3 +45,15 @@ def test_racing_writers_of_one_key_leave_one_file_and_no_orphan_chunks(store: Im
     assert {stored.file_id for stored, _ in results} == {winner.file_id}
     file_ids = {doc["_id"] for doc in store.files.find({}, {"_id": 1})}
     assert set(store.chunks.distinct("files_id")) <= file_ids  # the losers' chunks are gone
+
+
+def test_a_described_file_is_what_write_stores(store: ImageStore):
+    """A variant is answered from its description before it is written: the two must agree."""
+    data = os.urandom(5000)
+    described = store.describe("storage-test-described", data, content_type="image/webp", metadata={"kind": "t"})
+    assert store.find("storage-test-described") is None  # describing writes nothing
+    written, created = store.write(described, data, cache=True)
+    assert created and written == described
+    assert store.find("storage-test-described") == described  # same id, date (ms), hash and metadata
+    assert store.find_many(["storage-test-described", "storage-test-none"]) == {"storage-test-described": described}
+    assert store.read_small(described, 4999) is None and store.read_small(described, 5000) == data
