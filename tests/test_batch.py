@@ -139,10 +139,11 @@ def test_connection_loss_mid_job_loses_nothing(client, store, broker, settings):
 
 
 def test_prefetch_bounds_unacked_messages(client, broker, settings):
-    ids = upload_many(client, 4 * PREFETCH, size=(700, 500), seed=800)
-    correlation_ids = [broker.job([image_id], ["png", "grayscale", "mirror", "jpeg"]) for image_id in ids]
+    # Jobs big enough to keep the bridge busy for several of rabbitmqctl's samples (about 1 s each).
+    ids = upload_many(client, 4 * PREFETCH, size=(1600, 1200), seed=800)
     peak = 0
     done = threading.Event()
+    sampled = threading.Event()
 
     def watch() -> None:
         nonlocal peak
@@ -151,10 +152,13 @@ def test_prefetch_bounds_unacked_messages(client, broker, settings):
                 name, _, unacked = line.partition("\t")
                 if name == settings.amqp_queue:
                     peak = max(peak, int(unacked))
+            sampled.set()
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
+        assert sampled.wait(60)  # rabbitmqctl has answered once: the next samples come while the jobs run
+        correlation_ids = [broker.job([image_id], ["png", "grayscale", "mirror", "jpeg"]) for image_id in ids]
         for correlation_id in correlation_ids:
             assert broker.reply(correlation_id)["state"] == "done"
     finally:
