@@ -105,8 +105,12 @@ class Renderer:
         return stored, out.data
 
     def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
-        """Store a drawn variant (unless another render stored it first: then that one)."""
-        return self.store.write(stored, data, cache=True)[0]
+        """Store a drawn variant (unless another render stored it first: then that one). If its original
+        was deleted while it was rendered or waited to be stored, it is removed again: no orphans."""
+        kept = self.store.write(stored, data, cache=True)[0]
+        if self.store.find(stored.metadata["source"]) is None:
+            self.store.delete(kept.key)
+        return kept
 
     def keep_later(self, stored: StoredFile, data: bytes) -> asyncio.Task[StoredFile]:
         """Store a drawn variant in a thread, after its answer has gone (a store is MongoDB latency the

@@ -70,3 +70,21 @@ def test_compression_override_is_its_own_lossless_variant(client, store):
         stored_soon(store, variant_key(image_id, "png")).sha256
     bad = client.get(f"/{image_id}/png?compression=tiny")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_parameter"
+
+
+def test_a_variant_stored_after_its_original_was_deleted_is_removed(client, store, settings):
+    """A variant is stored after its answer: a DELETE of the original in between must not leave it behind."""
+    from deployments.variants import Renderer
+
+    image_id = upload(client, encoded(photo(50, 40, seed=36), "PNG"))
+    renderer = Renderer(settings, store)
+    key = variant_key(image_id, "mirror")
+    drawn = store.describe(key, b"rendered bytes", content_type="image/png",
+                           metadata={"kind": "variant", "source": image_id, "operation": "mirror"})
+    assert client.delete(f"/{image_id}").status_code == 204  # deleted after the render, before its store
+    renderer.keep(drawn, b"rendered bytes")
+    assert store.find(key) is None and store.find(image_id) is None
+    kept_id = upload(client, encoded(photo(50, 40, seed=37), "PNG"))  # the original still there: kept
+    kept = store.describe(variant_key(kept_id, "mirror"), b"x", content_type="image/png",
+                          metadata={"kind": "variant", "source": kept_id, "operation": "mirror"})
+    assert renderer.keep(kept, b"x") == kept and store.find(kept.key) == kept
