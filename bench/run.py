@@ -197,7 +197,7 @@ def replica_memory(client: httpx.Client, base: str, size: tuple[int, int] = (600
 
 
 def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray], routes: list[str], quick: bool,
-            memory: bool) -> dict[str, Any]:
+            memory: bool, scale: int = 1) -> dict[str, Any]:
 
     from deployments import services
     from deployments.config import Settings
@@ -223,6 +223,7 @@ def service(mode: str, inputs: dict[str, bytes], pictures: dict[str, np.ndarray]
                     counts = dict(zip(CONCURRENCY, (4, 6, 12) if big else (16, 24, 48), strict=True))
                     if quick:
                         counts = {c: max(2, n // 4) for c, n in counts.items()}
+                    counts = {c: n * scale for c, n in counts.items()}
                     fmt = "JPEG" if name.endswith("jpeg") else "PNG"
                     for route in routes:
                         # Every replica warm, handles resolved, and the start's background work settled.
@@ -280,6 +281,7 @@ def main() -> None:
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--sizes", default="1MP,12MP")
     parser.add_argument("--formats", default="JPEG,PNG", help="input formats")
+    parser.add_argument("--scale", type=int, default=1, help="requests per row times this (steadier figures)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 24 MP replica memory figure")
     parser.add_argument("--out", default="bench/results/run.json")
     args = parser.parse_args()
@@ -318,7 +320,7 @@ def main() -> None:
         memory = service("throughput+PROG_IMAGE_TRANSFORM_MIN_REPLICAS=1+PROG_IMAGE_TRANSFORM_MAX_REPLICAS=1",
                          {}, pictures, routes, args.quick, memory=True)["memory"]
     for mode in args.modes.split(","):
-        runs.append(service(mode, inputs, pictures, routes, args.quick, memory=False))
+        runs.append(service(mode, inputs, pictures, routes, args.quick, memory=False, scale=args.scale))
         # Partial results survive a later failure.
         out.write_text(json.dumps({"load_average": load_avg, "ceiling": ceil, "png_encode": png_default,
                                    "memory": memory, "runs": runs}, indent=2))
