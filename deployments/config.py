@@ -61,10 +61,9 @@ class Settings:
     ingress_max_ongoing: int = _setting(64, "Requests one ingress replica holds at once.")
     ingress_max_queued: int = _setting(256, "Requests waiting for the ingress beyond which the proxy answers 503.")
     ingress_render_max_pixels: int = _setting(
-        16_000_000, "Originals up to this many pixels are rendered in the ingress replica itself when one of "
-                    "its render slots is free: no hop to a transform replica, no output copied back through Ray "
-                    "(bench/: 12 MP jpeg at concurrency 2, 33% -> 78% of the ceiling); 0: always use the "
-                    "transform deployment.")
+        4_000_000, "Originals up to this many pixels are rendered in the ingress replica itself when one of "
+                   "its render slots is free (no hop to a transform replica; bench/ measured 1.1-1.4x the "
+                   "uncached rate at 1 MP); 0: always use the transform deployment.")
     ingress_render_slots: int = _setting(2, "Renders one ingress replica runs at once (see ingress_render_max_pixels).")
     ingress_cache_bytes: int = _setting(64 * 2**20, "Memory for recently served variants (up to 1 MiB each) in each "
                                                     "ingress replica, so a hit needs no database round trip; 0: off.")
