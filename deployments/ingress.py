@@ -104,6 +104,7 @@ class Api:
         self.renderer = Renderer(settings, self.store)
         self.memory = MemoryCache(settings.ingress_cache_bytes, settings.ingress_cache_ttl_s)
         self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
+        self.local_waiting = 0  # renders waiting for a slot (at most ingress_render_queue)
         app.state.max_upload_bytes = settings.max_upload_bytes
         if settings.cors_origin_list:  # before the first request builds the middleware stack
             app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
@@ -303,13 +304,22 @@ class Api:
         return cached, None if cached is None else self.store.read_small(cached, _INLINE_MAX), original
 
     async def _render(self, wanted: VariantRequest, original: StoredFile) -> Drawn:
-        """Render here when the original is small and a local slot is free: no hop, no copy through Ray;
-        the variant is stored after it is answered. Everything else goes to the transform deployment,
-        which scales out across the cluster."""
+        """Render here when the original is small and a local slot is free, or one of ingress_render_queue
+        places to wait for one: no hop, no copy through Ray; the variant is stored after it is answered.
+        Everything else goes to the transform deployment, which scales out across the cluster."""
         meta = original.metadata
-        if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels and not self.local_slots.locked():
-            async with self.local_slots:
+        wait = self.local_slots.locked()
+        if meta["width"] * meta["height"] <= self.settings.ingress_render_max_pixels and (
+                not wait or self.local_waiting < self.settings.ingress_render_queue):
+            self.local_waiting += wait
+            try:
+                await self.local_slots.acquire()
+            finally:
+                self.local_waiting -= wait
+            try:
                 stored, data = await self._call(lambda: asyncio.to_thread(self.renderer.draw, wanted, original))
+            finally:
+                self.local_slots.release()
             return Variant(stored, data, "ingress"), self.renderer.keep_later(stored, data)
         return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True), None
 
