@@ -61,6 +61,12 @@ def image_record(stored: StoredFile) -> dict[str, Any]:
             "height": meta["height"], "bytes": stored.length}
 
 
+def _original_or_404(stored: StoredFile | None, image_id: str) -> StoredFile:
+    if stored is None:
+        raise ApiError(404, "not_found", f"no image with id {image_id}")
+    return stored
+
+
 class Renderer:
     """Finds or renders variants: a render reads the original from GridFS, and its output is stored
     there (by the caller, once it has answered, or at once by variant())."""
@@ -72,17 +78,12 @@ class Renderer:
 
     def original(self, image_id: str) -> StoredFile:
         """The stored original, or a 404."""
-        stored = self.store.find(image_id)
-        if stored is None:
-            raise ApiError(404, "not_found", f"no image with id {image_id}")
-        return stored
+        return _original_or_404(self.store.find(image_id), image_id)
 
     def find(self, request: VariantRequest) -> tuple[StoredFile | None, StoredFile]:
         """(the stored variant or None, the original), in one round trip; a 404 without the original."""
         found = self.store.find_many([request.key, request.image_id])
-        if request.image_id not in found:
-            raise ApiError(404, "not_found", f"no image with id {request.image_id}")
-        return found.get(request.key), found[request.image_id]
+        return found.get(request.key), _original_or_404(found.get(request.image_id), request.image_id)
 
     def draw(self, request: VariantRequest, original: StoredFile) -> tuple[StoredFile, bytes]:
         """Render the variant: the file it will be stored as (see keep) and its bytes."""
