@@ -130,8 +130,10 @@ def test_jpeg_mirror_falls_back_when_geometry_or_metadata_forbid():
 
     odd = encoded(photo(321, 240, seed=14), "JPEG", quality=90)  # not a multiple of the 16-pixel MCU
     assert mirror_jpeg(odd) is None
-    expected = pixels_of(encoded(np.ascontiguousarray(pixels_of(odd)[:, ::-1]), "JPEG", quality=85))
-    assert np.abs(pixels_of(_mirror_render(odd)).astype(int) - expected).max() <= 1  # decode, flip, encode
+    flipped = pixels_of(odd)[:, ::-1]
+    pillow = pixels_of(encoded(np.ascontiguousarray(flipped), "JPEG", quality=85)).astype(int)
+    error = np.abs(pixels_of(_mirror_render(odd)).astype(int) - flipped).mean()  # decode, flip, encode
+    assert error <= 1.05 * np.abs(pillow - flipped).mean()  # no worse than Pillow's encoder would do
     exif = Image.Exif()
     exif[0x0112] = 6
     rotated = encoded(photo(320, 240, seed=15), "JPEG", exif=exif.tobytes())

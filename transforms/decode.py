@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
+from transforms import turbojpeg
 from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
 from transforms.formats import MEDIA_TYPES
 
@@ -147,7 +148,11 @@ def plain_jpeg(data: bytes, max_pixels: int) -> bool:
     Such a file can be transformed in the DCT domain (see transforms.jpeg_lossless). Limits apply.
     """
     img, fmt = _open(data, max_pixels)
-    return (fmt == "JPEG" and img.mode in ("RGB", "L") and not img.info.get("icc_profile")
+    return fmt == "JPEG" and _plain(img)
+
+
+def _plain(img: Image.Image) -> bool:
+    return (img.mode in ("RGB", "L") and not img.info.get("icc_profile")
             and _header_orientation(img) == 1)
 
 
@@ -164,8 +169,12 @@ def decode(data: bytes, max_pixels: int, shrink_to: tuple[int, int] | None = Non
             if _header_orientation(img) in (5, 6, 7, 8):
                 width, height = height, width
             img.draft(img.mode, (width, height))
-        img.load()
-        pixels = _normalise(_orient(img))
+        # A plain JPEG (its pixels already what we serve) skips Pillow: see transforms.turbojpeg.
+        pixels = turbojpeg.decompress(data, *img.size, gray=img.mode == "L") \
+            if img.format == "JPEG" and _plain(img) else None
+        if pixels is None:
+            img.load()
+            pixels = _normalise(_orient(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"decompression bomb refused: {exc}") from None
     except MemoryError:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from transforms import turbojpeg
 from transforms.alpha import flatten_on_white
 from transforms.png_fast import encode_png
 
@@ -41,8 +42,12 @@ def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
         return encode_png(pixels)
     out = io.BytesIO()
     if fmt == "JPEG":
-        # JPEG has no alpha: white, not black, behind it.
-        to_image(flatten_on_white(pixels)).save(out, "JPEG", quality=options.jpeg_quality)
+        # JPEG has no alpha: white, not black, behind it. libturbojpeg first: Pillow's encoder holds the GIL.
+        opaque = flatten_on_white(pixels)
+        fast = turbojpeg.compress(opaque, options.jpeg_quality)
+        if fast is not None:
+            return fast
+        to_image(opaque).save(out, "JPEG", quality=options.jpeg_quality)
     elif fmt == "PNG":
         to_image(pixels).save(out, "PNG", compress_level=9)
     elif fmt == "WEBP":

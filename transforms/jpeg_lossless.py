@@ -9,64 +9,29 @@ either is missing, mirror_jpeg returns None and the caller decodes, flips and en
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import functools
-import threading
+
+from transforms import turbojpeg
 
 _TJXOP_HFLIP = 1
 _TJXOPT_PERFECT = 1  # fail rather than trim or leave partial blocks unflipped
 _TJXOPT_COPYNONE = 64  # drop EXIF, ICC and comments: outputs carry no metadata
 
 
-class _Region(ctypes.Structure):
-    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("w", ctypes.c_int), ("h", ctypes.c_int)]
-
-
-class _Transform(ctypes.Structure):
-    _fields_ = [("r", _Region), ("op", ctypes.c_int), ("options", ctypes.c_int),
-                ("data", ctypes.c_void_p), ("customFilter", ctypes.c_void_p)]
-
-
-@functools.cache
-def _library() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("turbojpeg") or "libturbojpeg.so.0"
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError:
-        return None
-    lib.tjInitTransform.restype = ctypes.c_void_p
-    lib.tjTransform.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_int,
-                                ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte)), ctypes.POINTER(ctypes.c_ulong),
-                                ctypes.POINTER(_Transform), ctypes.c_int]
-    lib.tjFree.argtypes = [ctypes.POINTER(ctypes.c_ubyte)]
-    lib.tjDestroy.argtypes = [ctypes.c_void_p]
-    return lib
-
-
-_local = threading.local()  # a TurboJPEG handle is not thread-safe: one per thread
-
-
 def available() -> bool:
-    return _library() is not None
+    return turbojpeg.library() is not None
 
 
 def mirror_jpeg(data: bytes) -> bytes | None:
     """The JPEG mirrored left-right without re-encoding, or None when that isn't possible here."""
-    lib = _library()
+    lib = turbojpeg.library()
     if lib is None:
         return None
-    handle = getattr(_local, "handle", None)
-    if handle is None:
-        handle = _local.handle = lib.tjInitTransform()
     out = ctypes.POINTER(ctypes.c_ubyte)()
     size = ctypes.c_ulong(0)
-    transform = _Transform(op=_TJXOP_HFLIP, options=_TJXOPT_PERFECT | _TJXOPT_COPYNONE)
-    if lib.tjTransform(handle, data, len(data), 1, ctypes.byref(out), ctypes.byref(size),
-                       ctypes.byref(transform), 0) != 0:
+    transform = turbojpeg.Transform(op=_TJXOP_HFLIP, options=_TJXOPT_PERFECT | _TJXOPT_COPYNONE)
+    if lib.tjTransform(turbojpeg.handle(lib, "Transform"), data, len(data), 1, ctypes.byref(out),
+                       ctypes.byref(size), ctypes.byref(transform), 0) != 0:
         if out:
             lib.tjFree(out)
         return None  # not MCU-aligned, or libjpeg-turbo refused the stream: decode instead
-    try:
-        return ctypes.string_at(out, size.value)
-    finally:
-        lib.tjFree(out)
+    return turbojpeg.take(lib, out, size)
