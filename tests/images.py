@@ -89,3 +89,12 @@ def with_orientation(picture: np.ndarray, orientation: int, fmt: str, **params: 
     exif[0x0112] = orientation
     stored = np.ascontiguousarray(ORIENTATION_STORED[orientation](picture))
     return encoded(stored, fmt, exif=exif.tobytes(), **params)
+
+
+def jpeg_reference(pixels: np.ndarray | Image.Image, quality: int = 85) -> np.ndarray:
+    """The pixels of a JPEG encode of `pixels` by the project's encoder (libturbojpeg, else Pillow:
+    tests/test_turbojpeg.py holds it to Pillow's quality), decoded: what a pipeline ending in a
+    JPEG encode must return for those pixels."""
+    from transforms import EncodeOptions, encode
+
+    return pixels_of(encode(np.asarray(pixels), "JPEG", EncodeOptions(jpeg_quality=quality))).astype(int)
