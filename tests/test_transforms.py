@@ -138,3 +138,22 @@ def test_jpeg_mirror_falls_back_when_geometry_or_metadata_forbid():
     exif[0x0112] = 6
     rotated = encoded(photo(320, 240, seed=15), "JPEG", exif=exif.tobytes())
     assert Image.open(__import__("io").BytesIO(_mirror_render(rotated))).size == (240, 320)  # orientation first
+
+
+def test_fast_png_chunks_are_well_formed_when_streamed_in_slices():
+    import struct
+    import zlib
+
+    from transforms.png_fast import _DEFLATE_SLICE, encode_png
+
+    pixels = photo(1500, 1000, seed=7)  # 4.5 MB filtered: more than one slice handed to zlib
+    assert pixels.size > _DEFLATE_SLICE
+    data, at, kinds = encode_png(pixels), 8, []
+    while at < len(data):  # every chunk's length and CRC, as a strict reader checks them
+        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        stored_crc = struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0]
+        assert stored_crc == zlib.crc32(data[at + 4:at + 8 + length])
+        kinds.append(kind)
+        at += 12 + length
+    assert at == len(data) and kinds == [b"IHDR", b"IDAT", b"IEND"]
+    assert np.array_equal(pixels_of(data), pixels)
