@@ -169,7 +169,7 @@ def decode(data: bytes, max_pixels: int, shrink_to: tuple[int, int] | None = Non
             if _header_orientation(img) in (5, 6, 7, 8):
                 width, height = height, width
             img.draft(img.mode, (width, height))
-        # A plain JPEG (its pixels already what we serve) skips Pillow: see transforms.turbojpeg.
+        # A plain JPEG (its pixels already what we serve; not an MPO) skips Pillow: see transforms.turbojpeg.
         pixels = turbojpeg.decompress(data, *img.size, gray=img.mode == "L") \
             if img.format == "JPEG" and _plain(img) else None
         if pixels is None:

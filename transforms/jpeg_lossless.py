@@ -29,9 +29,6 @@ def mirror_jpeg(data: bytes) -> bytes | None:
     out = ctypes.POINTER(ctypes.c_ubyte)()
     size = ctypes.c_ulong(0)
     transform = turbojpeg.Transform(op=_TJXOP_HFLIP, options=_TJXOPT_PERFECT | _TJXOPT_COPYNONE)
-    if lib.tjTransform(turbojpeg.handle(lib, "Transform"), data, len(data), 1, ctypes.byref(out),
-                       ctypes.byref(size), ctypes.byref(transform), 0) != 0:
-        if out:
-            lib.tjFree(out)
-        return None  # not MCU-aligned, or libjpeg-turbo refused the stream: decode instead
-    return turbojpeg.take(lib, out, size)
+    status = lib.tjTransform(turbojpeg.handle(lib, "Transform"), data, len(data), 1, ctypes.byref(out),
+                             ctypes.byref(size), ctypes.byref(transform), 0)
+    return turbojpeg.take(lib, status, out, size)  # None: not MCU-aligned, or refused; decode instead

@@ -79,8 +79,9 @@ def encode_png(pixels: np.ndarray) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPE[bpp], 0, 0, 0)
     # The compressed stream goes straight into the file as it comes: no second and third copy of it
     # from concatenating chunks (at 24 MP each copy is tens of MB of a replica's peak memory).
+    head = _SIGNATURE + _chunk(b"IHDR", header)
     out = io.BytesIO()
-    out.write(_SIGNATURE + _chunk(b"IHDR", header) + b"\0\0\0\0IDAT")
+    out.write(head + b"\0\0\0\0IDAT")  # IDAT's length is written once it is known
     crc = zlib.crc32(b"IDAT")
     flat = filtered.reshape(-1)
     for start in range(0, flat.size, _DEFLATE_SLICE):
@@ -89,8 +90,8 @@ def encode_png(pixels: np.ndarray) -> bytes:
         out.write(piece)
     piece = deflate.flush()
     out.write(piece)
-    size = out.tell() - len(_SIGNATURE) - 25 - 8  # after the signature, IHDR (25 bytes) and IDAT's head
+    size = out.tell() - len(head) - 8
     out.write(struct.pack(">I", zlib.crc32(piece, crc)) + _chunk(b"IEND", b""))
-    out.seek(len(_SIGNATURE) + 25)
+    out.seek(len(head))
     out.write(struct.pack(">I", size))
     return out.getvalue()

@@ -71,12 +71,13 @@ def handle(lib: ctypes.CDLL, kind: str) -> int:
     return found
 
 
-def take(lib: ctypes.CDLL, out: ctypes._Pointer, size: ctypes.c_ulong) -> bytes:
-    """Copy a buffer libturbojpeg allocated into bytes, and free it."""
+def take(lib: ctypes.CDLL, status: int, out: ctypes._Pointer, size: ctypes.c_ulong) -> bytes | None:
+    """The buffer a call allocated, as bytes (None when the call failed), freed either way."""
     try:
-        return ctypes.string_at(out, size.value)
+        return ctypes.string_at(out, size.value) if status == 0 else None
     finally:
-        lib.tjFree(out)
+        if out:
+            lib.tjFree(out)
 
 
 def compress(pixels: np.ndarray, quality: int) -> bytes | None:
@@ -94,11 +95,7 @@ def compress(pixels: np.ndarray, quality: int) -> bytes | None:
     status = lib.tjCompress2(handle(lib, "Compress"), pixels.ctypes.data, width, 0, height,
                              _TJPF_GRAY if gray else _TJPF_RGB, ctypes.byref(out), ctypes.byref(size),
                              _TJSAMP_GRAY if gray else _TJSAMP_420, quality, 0)
-    if status != 0:
-        if out:
-            lib.tjFree(out)
-        return None
-    return take(lib, out, size)
+    return take(lib, status, out, size)
 
 
 def decompress(data: bytes, width: int, height: int, gray: bool) -> np.ndarray | None:
