@@ -35,6 +35,12 @@ def driver(*args: str) -> str:
     return run(sys.executable, "-m", "tests.cluster_driver", *args)
 
 
+def placement_of(address: str) -> dict:
+    """The driver's JSON line (Ray may print warnings after it, e.g. about lagging heartbeats)."""
+    lines = driver("placement", address).strip().splitlines()
+    return json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+
+
 def raylet_with_port(port: int) -> psutil.Process | None:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
@@ -86,7 +92,7 @@ def test_replicas_spread_by_resource_and_survive_losing_a_node(two_nodes, mongo_
         ids.append(response.json()["image_id"])
     assert all(httpx.get(f"{base}/{i}/grayscale", timeout=60).status_code == 200 for i in ids[:3])
 
-    placement = json.loads(driver("placement", address).strip().splitlines()[-1])
+    placement = placement_of(address)
     assert len(placement["nodes"]) == 2
     assert placement["replica_nodes"] == sorted(placement["nodes"])  # one transform replica on each node
 
@@ -101,7 +107,7 @@ def test_replicas_spread_by_resource_and_survive_losing_a_node(two_nodes, mongo_
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             answered += httpx.get(f"{base}/{ids[3 + answered % 3]}/mirror", timeout=30).status_code == 200
-        placement = json.loads(driver("placement", address).strip().splitlines()[-1])
+        placement = placement_of(address)
         if answered >= 3 and placement["states"].get("RUNNING") == 2 and len(placement["nodes"]) == 1:
             break
         time.sleep(1)
