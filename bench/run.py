@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from deployments.allocator import keep_freed_memory
-from transforms import OPERATIONS, EncodeOptions, render
+from transforms import OPERATIONS, EncodeOptions, Limits, render
 
 ROUTES = tuple(OPERATIONS)
 SIZES = {"1MP": (1152, 864), "12MP": (4000, 3000)}
@@ -87,7 +87,7 @@ def _render_many(args: tuple[bytes, str, int]) -> float:
     data, route, repeat = args
     started = time.perf_counter()
     for _ in range(repeat):
-        render(data, route, max_pixels=100_000_000, options=OPTIONS)
+        render(data, route, limits=Limits(100_000_000), options=OPTIONS)
     return time.perf_counter() - started
 
 

@@ -15,13 +15,14 @@ from transforms import (
     EmptyImage,
     EncodeOptions,
     ImageTooLarge,
+    Limits,
     UnsupportedFormat,
     decode,
     probe,
     render,
 )
 
-LIMIT = 50_000_000
+LIMIT = Limits(50_000_000)
 PICTURE = photo(48, 32, seed=7)  # not square, no symmetry: every wrong orientation shows
 
 
@@ -54,7 +55,7 @@ def test_outputs_carry_no_exif_gps_or_icc():
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     data = encoded(PICTURE, "JPEG", exif=exif.tobytes(), icc_profile=icc)
     for op in ("jpeg", "png", "grayscale", "mirror"):
-        out = opened(render(data, op, max_pixels=LIMIT, options=EncodeOptions()).data)
+        out = opened(render(data, op, limits=LIMIT, options=EncodeOptions()).data)
         assert "exif" not in out.info and "icc_profile" not in out.info, op
         assert out.size == (32, 48)  # orientation 6 applied: portrait
         assert not out.getexif()
@@ -102,9 +103,9 @@ def test_palette_with_trns_keeps_alpha_in_png_and_whitens_in_jpeg():
     pixels = decode(data, LIMIT).pixels
     assert pixels.shape == (32, 48, 4)
     assert (pixels[:, :10, 3] == 0).all() and (pixels[indices != 0][:, 3] == 255).all()
-    png = opened(render(data, "png", max_pixels=LIMIT, options=EncodeOptions()).data)
+    png = opened(render(data, "png", limits=LIMIT, options=EncodeOptions()).data)
     assert png.mode == "RGBA" and np.array_equal(np.asarray(png), pixels)
-    jpeg = np.asarray(opened(render(data, "jpeg", max_pixels=LIMIT, options=EncodeOptions()).data))
+    jpeg = np.asarray(opened(render(data, "jpeg", limits=LIMIT, options=EncodeOptions()).data))
     assert jpeg[:, :6].min() > 235  # white (black would be ~0), allowing JPEG ringing near the edge
 
 
@@ -112,12 +113,12 @@ def test_rgba_to_jpeg_is_white_behind_transparency_and_gray_keeps_alpha():
     rgba = np.dstack([PICTURE, np.zeros((32, 48), np.uint8)])
     rgba[:, 24:, 3] = 255
     data = encoded(rgba, "PNG")
-    jpeg = np.asarray(opened(render(data, "jpeg", max_pixels=LIMIT, options=EncodeOptions()).data))
+    jpeg = np.asarray(opened(render(data, "jpeg", limits=LIMIT, options=EncodeOptions()).data))
     flattened = PICTURE.copy()
     flattened[:, :24] = 255  # transparent: white, not black
     reference = jpeg_reference(flattened)
     assert np.abs(jpeg.astype(int) - reference).max() <= 1
-    gray = opened(render(data, "grayscale", max_pixels=LIMIT, options=EncodeOptions()).data)
+    gray = opened(render(data, "grayscale", limits=LIMIT, options=EncodeOptions()).data)
     assert gray.mode == "LA" and np.array_equal(np.asarray(gray)[..., 1], rgba[..., 3])
 
 
@@ -183,9 +184,9 @@ def test_bomb_refused_from_header_before_decoding():
 
 def test_pixel_limit_is_configurable_and_inclusive():
     data = encoded(photo(100, 50), "PNG")
-    assert decode(data, 5000).info.width == 100
+    assert decode(data, Limits(5000)).info.width == 100
     with pytest.raises(ImageTooLarge):
-        decode(data, 4999)
+        decode(data, Limits(4999))
 
 
 def test_bomb_warning_is_an_error():

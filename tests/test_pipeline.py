@@ -10,13 +10,13 @@ import pytest
 from PIL import Image, ImageFilter
 
 from tests.images import encoded, photo, pixels_of
-from transforms import EncodeOptions, PipelineError, parse, run
+from transforms import EncodeOptions, Limits, PipelineError, parse, run
 from transforms.blur import blur
 from transforms.geometry import crop, flip, rotate
 from transforms.resize import resize, target_size, thumbnail
 
 PICTURE = photo(60, 40, seed=21)  # asymmetric: every wrong transform shows
-LIMIT = 10**8
+LIMIT = Limits(10**8)
 
 
 def test_rotate_flip_crop_are_exact():
@@ -63,29 +63,29 @@ def test_blur_close_to_pillow_gaussian():
 
 def test_pipeline_chain_and_format():
     data = encoded(PICTURE, "PNG")
-    out = run(data, parse("grayscale,mirror,crop:x=0:y=0:w=30:h=20"), max_pixels=LIMIT, options=EncodeOptions())
+    out = run(data, parse("grayscale,mirror,crop:x=0:y=0:w=30:h=20"), limits=LIMIT, options=EncodeOptions())
     gray = np.asarray(Image.fromarray(PICTURE).convert("L"))
     assert out.format == "PNG" and np.array_equal(pixels_of(out.data), gray[:, ::-1][:20, :30])
     for fmt, media in (("webp", "image/webp"), ("avif", "image/avif"), ("jpeg", "image/jpeg")):
-        rendered = run(data, parse("rotate:deg=90", fmt, "70"), max_pixels=LIMIT, options=EncodeOptions())
+        rendered = run(data, parse("rotate:deg=90", fmt, "70"), limits=LIMIT, options=EncodeOptions())
         assert rendered.media_type == media
         assert Image.open(io.BytesIO(rendered.data)).size == (40, 60)
 
 
 def test_stage_timings_name_every_stage_in_order():
     started = time.perf_counter()
-    out = run(encoded(PICTURE, "PNG"), parse("grayscale,mirror"), max_pixels=LIMIT, options=EncodeOptions())
+    out = run(encoded(PICTURE, "PNG"), parse("grayscale,mirror"), limits=LIMIT, options=EncodeOptions())
     elapsed = time.perf_counter() - started
     assert [stage for stage, _ in out.timings] == ["decode", "grayscale", "mirror", "encode"]
     assert all(seconds >= 0 for _, seconds in out.timings) and sum(s for _, s in out.timings) <= elapsed
-    lossless = run(encoded(photo(64, 32, seed=3), "JPEG"), parse("mirror"), max_pixels=LIMIT, options=EncodeOptions())
+    lossless = run(encoded(photo(64, 32, seed=3), "JPEG"), parse("mirror"), limits=LIMIT, options=EncodeOptions())
     assert [stage for stage, _ in lossless.timings] == ["mirror_lossless"]
 
 
 def test_jpeg_shrink_on_load_keeps_quality():
     smooth = Image.fromarray(photo(40, 30, seed=23)).resize((1600, 1200), Image.Resampling.BICUBIC)
     data = encoded(smooth, "JPEG", quality=95)
-    shrunk = pixels_of(run(data, parse("resize:w=200:h=150"), max_pixels=LIMIT, options=EncodeOptions()).data)
+    shrunk = pixels_of(run(data, parse("resize:w=200:h=150"), limits=LIMIT, options=EncodeOptions()).data)
     full = np.asarray(Image.open(io.BytesIO(data)).resize((200, 150), Image.Resampling.LANCZOS))
     assert shrunk.shape == (150, 200, 3) and np.abs(shrunk.astype(int) - full).mean() < 3  # decoded at 1/8 scale
 
@@ -99,7 +99,13 @@ def test_canonical_spelling_names_the_variant():
     ("sepia", None, None, "unknown operation"),
     ("resize", None, None, "give w, h or both"),
     ("resize:w=0", None, None, "between"),
-    ("resize:w=abc", None, None, "not a valid int"),
+    ("resize:w=abc", None, None, "not a valid whole number"),
+    ("resize:w=\u0663\u0662", None, None, "ASCII digits"),  # Arabic-Indic 32: int() would take it
+    ("resize:w=1_0", None, None, "ASCII digits"),
+    ("resize:w=" + "9" * 5000, None, None, "not a valid whole number"),
+    ("blur:r=nan", None, None, "not a valid decimal"),
+    ("blur:r=inf", None, None, "not a valid decimal"),
+    ("blur:r=1e1", None, None, "not a valid decimal"),
     ("resize:w=10:w=20", None, None, "twice"),
     ("resize:depth=3", None, None, "unknown parameter"),
     ("rotate:deg=45", None, None, "must be one of"),
@@ -108,6 +114,7 @@ def test_canonical_spelling_names_the_variant():
     (",".join(["mirror"] * 11), None, None, "at most 10"),
     ("mirror", "gif", None, "format"),
     ("mirror", None, "0", "between"),
+    ("mirror", None, "\u0668\u0660", "ASCII digits"),
 ])
 def test_invalid_pipelines(ops, fmt, quality, message):
     with pytest.raises(PipelineError, match=message):

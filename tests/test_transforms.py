@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encoded, photo, pixels_of
-from transforms import OPERATIONS, EncodeOptions, decode, encode, grayscale, mirror, render
+from transforms import OPERATIONS, EncodeOptions, Limits, decode, encode, grayscale, mirror, render
 from transforms.alpha import flatten_on_white
 
 RNG = np.random.default_rng(42)
@@ -71,13 +71,13 @@ def test_operation_output_formats():
 
 def test_render_pipeline_from_bytes():
     pixels = photo(64, 48)
-    out = render(encoded(pixels, "BMP"), "mirror", max_pixels=10**6, options=OPTIONS)
+    out = render(encoded(pixels, "BMP"), "mirror", limits=Limits(10**6), options=OPTIONS)
     assert out.format == "PNG" and out.media_type == "image/png"
     assert np.array_equal(pixels_of(out.data), pixels[:, ::-1])
 
 
 def test_decode_reports_format_and_size():
-    decoded = decode(encoded(photo(40, 30), "PNG"), max_pixels=10**6)
+    decoded = decode(encoded(photo(40, 30), "PNG"), limits=Limits(10**6))
     assert (decoded.info.format, decoded.info.width, decoded.info.height) == ("PNG", 40, 30)
     assert decoded.pixels.shape == (30, 40, 3) and decoded.pixels.dtype == np.uint8
 
@@ -106,7 +106,7 @@ def test_fast_png_is_close_to_pillow_in_size():
 
 
 def _mirror_render(data: bytes) -> bytes:
-    return render(data, "mirror", max_pixels=10**8, options=OPTIONS).data
+    return render(data, "mirror", limits=Limits(10**8), options=OPTIONS).data
 
 
 @pytest.mark.skipif(not __import__("transforms.jpeg_lossless").jpeg_lossless.available(),

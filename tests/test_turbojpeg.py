@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encoded, photo, pixels_of
-from transforms import EncodeOptions, decode, encode, turbojpeg
+from transforms import EncodeOptions, Limits, decode, encode, turbojpeg
 from transforms.errors import CorruptImage
 
 pytestmark = pytest.mark.skipif(turbojpeg.library() is None,
@@ -21,7 +21,7 @@ def test_decode_equals_pillow_exactly(gray):
     pixels = photo(333, 217, seed=21)
     data = encoded(pixels[..., 1] if gray else pixels, "JPEG", quality=90)
     assert turbojpeg.decompress(data, 333, 217, gray) is not None  # the fast path is the one tested
-    got = decode(data, 10**8).pixels
+    got = decode(data, Limits(10**8)).pixels
     assert got.shape == ((217, 333) if gray else (217, 333, 3))
     assert np.array_equal(got, pixels_of(data))
 
@@ -30,7 +30,7 @@ def test_scaled_decode_equals_pillows_draft():
     data = encoded(photo(1000, 600, seed=22), "JPEG", quality=90)
     img = Image.open(io.BytesIO(data))
     img.draft("RGB", (250, 150))  # 1/4 in the DCT
-    got = decode(data, 10**8, shrink_to=(250, 150)).pixels
+    got = decode(data, Limits(10**8), shrink_to=(250, 150)).pixels
     assert got.shape == (150, 250, 3)
     assert np.array_equal(got, np.asarray(img))
 
@@ -40,9 +40,9 @@ def test_unclean_jpegs_fall_back_to_pillow():
     truncated = data[: len(data) // 2]
     assert turbojpeg.decompress(truncated, 320, 240, False) is None
     with pytest.raises(CorruptImage):  # Pillow's verdict, as before
-        decode(truncated, 10**8)
+        decode(truncated, Limits(10**8))
     cmyk = encoded(Image.fromarray(photo(64, 48, seed=24)).convert("CMYK"), "JPEG")
-    assert decode(cmyk, 10**8).pixels.shape == (48, 64, 3)  # not plain: Pillow converts it
+    assert decode(cmyk, Limits(10**8)).pixels.shape == (48, 64, 3)  # not plain: Pillow converts it
 
 
 @pytest.mark.parametrize("gray", [False, True])
@@ -68,5 +68,5 @@ def test_without_the_library_pillow_does_it(monkeypatch):
     data = encoded(pixels, "JPEG", quality=90)
     monkeypatch.setattr(turbojpeg, "library", lambda: None)
     assert turbojpeg.compress(pixels, 85) is None and turbojpeg.decompress(data, 96, 64, False) is None
-    assert np.array_equal(decode(data, 10**8).pixels, pixels_of(data))
+    assert np.array_equal(decode(data, Limits(10**8)).pixels, pixels_of(data))
     assert encode(pixels, "JPEG", EncodeOptions(jpeg_quality=85)) == encoded(pixels, "JPEG", quality=85)

@@ -2,14 +2,26 @@
 
 from transforms.decode import Decoded, ImageInfo, decode, probe
 from transforms.encode import EncodeOptions, encode
-from transforms.errors import CorruptImage, EmptyImage, ImageError, ImageTooLarge, UnsupportedFormat
+from transforms.errors import (
+    CorruptImage,
+    EmptyImage,
+    ImageError,
+    ImageTooLarge,
+    OutputTooLarge,
+    OverBudget,
+    RenderTimeout,
+    TooComplex,
+    UnsupportedFormat,
+)
 from transforms.grayscale import grayscale
+from transforms.limits import Limits, Plan
 from transforms.mirror import mirror
 from transforms.operations import OPERATIONS, render
-from transforms.pipeline import Pipeline, PipelineError, Rendered, Step, parse, run
+from transforms.pipeline import Pipeline, PipelineError, Rendered, Step, parse, plan, run
 
 __all__ = [
     "OPERATIONS", "CorruptImage", "Decoded", "EmptyImage", "EncodeOptions", "ImageError", "ImageInfo",
-    "ImageTooLarge", "Pipeline", "PipelineError", "Rendered", "Step", "UnsupportedFormat", "decode", "encode",
-    "grayscale", "mirror", "parse", "probe", "render", "run",
+    "ImageTooLarge", "Limits", "OutputTooLarge", "OverBudget", "Pipeline", "PipelineError", "Plan", "RenderTimeout",
+    "Rendered", "Step", "TooComplex", "UnsupportedFormat", "decode", "encode", "grayscale", "mirror", "parse",
+    "plan", "probe", "render", "run",
 ]

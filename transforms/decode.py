@@ -18,8 +18,10 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from transforms import turbojpeg
-from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, UnsupportedFormat
+from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, TooComplex, UnsupportedFormat
 from transforms.formats import MEDIA_TYPES
+from transforms.frames import count_frames, jpeg_scans
+from transforms.limits import Limits
 
 # A warning is not a defence: Pillow's bomb warning must stop the decode.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -30,7 +32,9 @@ ACCEPTED = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "
             "BMP": "BMP", "TIFF": "TIFF"}
 _SRGB = ImageCms.createProfile("sRGB")
 _ORIENTATION_TAG = 0x0112
-MAX_FRAMES = 1000  # frames whose headers we check (counting them reads every header anyway)
+_CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1, "F": 1, "LA": 2, "La": 2,
+             "PA": 4, "RGBA": 4, "RGBa": 4}  # P depends on its transparency; everything else becomes RGB
+_DEEP = ("I", "F")  # 16- and 32-bit modes: several bytes a pixel while they are scaled to 8 bits
 
 # What an unidentified upload most likely is, for the 415 message.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -48,6 +52,8 @@ class ImageInfo:
     format: str
     width: int
     height: int
+    channels: int = 3  # of the decoded array: 1 L, 2 LA, 3 RGB, 4 RGBA
+    deep: bool = False  # 16- or 32-bit samples in the file
 
     @property
     def media_type(self) -> str:
@@ -73,19 +79,21 @@ def sniff(data: bytes) -> str:
     return "text/plain"
 
 
-def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    """Identify the image and check its size from headers, before any pixel is decoded."""
+def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str]:
+    """Identify the image and check its size, frames and scans from headers, before any pixel is decoded."""
     if not data:
         raise EmptyImage("the file is empty")
     # Pillow's own bomb check stays as a second line behind ours; only raise it, for a larger limit.
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limits.max_pixels)
     try:
         img = Image.open(io.BytesIO(data))
         fmt = ACCEPTED.get(img.format or "")
         if fmt is None:
             raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: "
                                     "JPEG, PNG, GIF, WebP, BMP, TIFF")
-        _check_frames(img, max_pixels)
+        _check_frames(img, data, limits)
+        if fmt == "JPEG" and jpeg_scans(data) > limits.max_scans:
+            raise TooComplex(f"the JPEG has {jpeg_scans(data)} scans; the limit is {limits.max_scans}")
     except UnidentifiedImageError:
         raise UnsupportedFormat(f"not a supported image: content looks like {sniff(data)}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -95,26 +103,23 @@ def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     return img, fmt
 
 
-def _check_frames(img: Image.Image, max_pixels: int) -> None:
-    """Every frame's size, and (for GIF) every frame's extents, within the limit.
-
-    We render only the first frame, but a later frame that claims gigapixels marks a hostile file.
-    """
-    frames = min(getattr(img, "n_frames", 1), MAX_FRAMES)
-    for index in range(frames):
-        if index:
-            img.seek(index)
-        width, height = img.size
-        if width <= 0 or height <= 0:
-            raise CorruptImage(f"invalid dimensions {width}x{height}")
-        for _, extent, *_ in img.tile or ():
-            width, height = max(width, extent[2]), max(height, extent[3])
-        if width * height > max_pixels:
-            where = f" (frame {index + 1})" if index else ""
-            raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels{where}; "
-                                f"the limit is {max_pixels}")
-    if frames > 1:
-        img.seek(0)
+def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> None:
+    """The canvas and the first frame (the one we decode) within max_pixels; the number of frames, and
+    frames x canvas, within their limits. Counted from headers: no frame is decoded."""
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise CorruptImage(f"invalid dimensions {width}x{height}")
+    canvas = width * height
+    for _, extent, *_ in img.tile or ():  # a first frame may claim more than its canvas
+        width, height = max(width, extent[2]), max(height, extent[3])
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}")
+    frames = count_frames(img, data, limits.max_frames)
+    if frames > limits.max_frames:
+        raise TooComplex(f"more than {limits.max_frames} frames; the limit is {limits.max_frames}")
+    if frames * canvas > limits.max_animation_pixels:
+        raise TooComplex(f"{frames} frames of {canvas} pixels = {frames * canvas} pixels; the limit for all "
+                         f"frames together is {limits.max_animation_pixels}")
 
 
 def _header_orientation(img: Image.Image) -> int:
@@ -133,21 +138,22 @@ def _header_orientation(img: Image.Image) -> int:
         return 1
 
 
-def probe(data: bytes, max_pixels: int) -> ImageInfo:
-    """Identify format and oriented size from the header alone."""
-    img, fmt = _open(data, max_pixels)
+def probe(data: bytes, limits: Limits) -> ImageInfo:
+    """Identify format, oriented size and the decoded array's channels from the header alone."""
+    img, fmt = _open(data, limits)
     width, height = img.size
     if _header_orientation(img) in (5, 6, 7, 8):
         width, height = height, width
-    return ImageInfo(fmt, width, height)
+    channels = 4 if img.mode == "P" and "transparency" in img.info else _CHANNELS.get(img.mode, 3)
+    return ImageInfo(fmt, width, height, channels, img.mode.startswith(_DEEP))
 
 
-def plain_jpeg(data: bytes, max_pixels: int) -> bool:
+def plain_jpeg(data: bytes, limits: Limits) -> bool:
     """A JPEG whose stored pixels are already what we serve: YCbCr or gray, no ICC, no rotation.
 
     Such a file can be transformed in the DCT domain (see transforms.jpeg_lossless). Limits apply.
     """
-    img, fmt = _open(data, max_pixels)
+    img, fmt = _open(data, limits)
     return fmt == "JPEG" and _plain(img)
 
 
@@ -156,13 +162,13 @@ def _plain(img: Image.Image) -> bool:
             and _header_orientation(img) == 1)
 
 
-def decode(data: bytes, max_pixels: int, shrink_to: tuple[int, int] | None = None) -> Decoded:
+def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None) -> Decoded:
     """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage.
 
     shrink_to (width, height, after orientation): the caller will only shrink to this size, so a
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), never below it.
     """
-    img, fmt = _open(data, max_pixels)
+    img, fmt = _open(data, limits)
     try:
         if shrink_to and fmt == "JPEG":
             width, height = shrink_to
@@ -181,7 +187,8 @@ def decode(data: bytes, max_pixels: int, shrink_to: tuple[int, int] | None = Non
         raise ImageTooLarge("image needs more memory than allowed to decode") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, ImageCms.PyCMSError) as exc:
         raise CorruptImage(f"corrupt or truncated {fmt} data: {exc}") from None
-    return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0]), pixels)
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0], channels), pixels)
 
 
 def _orient(img: Image.Image) -> Image.Image:

@@ -32,3 +32,31 @@ class ImageTooLarge(ImageError):
 
     status = 422
     code = "image_too_large"
+
+
+class TooComplex(ImageError):
+    """Too much work for its size, seen before decoding: too many frames or progressive scans."""
+
+    status = 422
+    code = "image_too_complex"
+
+
+class OutputTooLarge(ImageError):
+    """A step would make an image above the output limit (an upscale, a huge canvas)."""
+
+    status = 422
+    code = "output_too_large"
+
+
+class OverBudget(ImageError):
+    """The render's planned memory is above the per-render budget."""
+
+    status = 422
+    code = "over_budget"
+
+
+class RenderTimeout(ImageError):
+    """The render's deadline passed; it stopped between two stages and nothing of it is kept."""
+
+    status = 503
+    code = "timeout"

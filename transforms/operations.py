@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transforms.encode import EncodeOptions
+from transforms.limits import Limits
 from transforms.pipeline import Pipeline, Rendered, Step, run
 
 OPERATIONS: dict[str, Pipeline] = {
@@ -13,6 +14,6 @@ OPERATIONS: dict[str, Pipeline] = {
 }
 
 
-def render(data: bytes, operation: str, *, max_pixels: int, options: EncodeOptions) -> Rendered:
+def render(data: bytes, operation: str, *, limits: Limits, options: EncodeOptions) -> Rendered:
     """Decode the original, apply one named operation, encode. KeyError for an unknown operation."""
-    return run(data, OPERATIONS[operation], max_pixels=max_pixels, options=options)
+    return run(data, OPERATIONS[operation], limits=limits, options=options)

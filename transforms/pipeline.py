@@ -16,6 +16,7 @@ defaults written out), which names its cached variant.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from transforms.blur import blur
-from transforms.decode import decode, plain_jpeg
+from transforms.decode import decode, plain_jpeg, probe
 from transforms.encode import WRITABLE, EncodeOptions, encode
+from transforms.errors import RenderTimeout
 from transforms.formats import MEDIA_TYPES
 from transforms.geometry import crop, flip, rotate
 from transforms.grayscale import grayscale
 from transforms.jpeg_lossless import mirror_jpeg
+from transforms.limits import Limits, Plan, Shape, Stage, decode_stage, encode_stage, image_bytes, pillow_bytes
 from transforms.mirror import mirror
-from transforms.resize import FITS, resize, thumbnail
+from transforms.resize import FITS, resize, target_size, thumbnail
 
 MAX_STEPS = 10
 MAX_SIDE = 16384
@@ -40,6 +43,11 @@ FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
 
 class PipelineError(ValueError):
     """The pipeline can't be parsed or applied: a 400 with this message."""
+
+
+_INT = re.compile(r"[0-9]{1,9}")
+_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+_KIND_NAMES = {int: "whole number (ASCII digits)", float: "decimal number (ASCII digits)", str: "string"}
 
 
 @dataclass(frozen=True)
@@ -55,33 +63,88 @@ class Param:
             if raw not in self.choices:
                 raise PipelineError(f"{step}: {key} must be one of {', '.join(self.choices)}")
             return raw
-        try:
-            value = self.kind(raw)
-        except ValueError:
-            raise PipelineError(f"{step}: {key}={raw!r} is not a valid {self.kind.__name__}") from None
+        # ASCII digits only: int() and float() also take '٣٢', '1_0', 'nan' and 'inf'.
+        if not (_INT if self.kind is int else _DECIMAL).fullmatch(raw):
+            raise PipelineError(f"{step}: {key}={raw!r} is not a valid {_KIND_NAMES[self.kind]}")
+        value = self.kind(raw)
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise PipelineError(f"{step}: {key} must be between {self.low:g} and {self.high:g}")
         return value
 
 
+# How a step changes the image's shape, and its peak memory: (input shape, its parameters) -> stage.
+Planner = Callable[[Shape, dict[str, Any]], tuple[Stage, ...]]
+
+
 @dataclass(frozen=True)
 class StepKind:
     apply: Callable[..., np.ndarray]
+    plan: Planner
     params: dict[str, Param] = field(default_factory=dict)
     required: tuple[str, ...] = ()
+
+
+def _copy(name: str, shape: Shape) -> tuple[Stage, ...]:
+    """A step whose output is the input's size (views are counted as copies)."""
+    return (Stage(name, shape, 2 * image_bytes(shape)),)
+
+
+def _plan_grayscale(shape: Shape, _: dict[str, Any]) -> tuple[Stage, ...]:
+    out = (shape[0], shape[1], {3: 1, 4: 2}.get(shape[2], shape[2]))
+    return (Stage("grayscale", out, image_bytes(shape) + 2 * image_bytes(out)),)
+
+
+def _plan_rotate(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
+    height, width, channels = shape
+    out = (width, height, channels) if params["deg"] in ("90", "270") else shape
+    return (Stage("rotate", out, 2 * image_bytes(shape)),)
+
+
+def _plan_crop(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
+    height, width, channels = shape
+    x, y, w, h = params["x"], params["y"], params["w"], params["h"]
+    if x + w > width or y + h > height:  # refused here, before decoding, as crop() would refuse it
+        raise PipelineError(f"crop: rectangle {w}x{h} at ({x}, {y}) is not inside the {width}x{height} image")
+    return (Stage("crop", (h, w, channels), image_bytes(shape) + h * w * channels),)
+
+
+def _plan_resize(shape: Shape, params: dict[str, Any], name: str = "resize") -> tuple[Stage, ...]:
+    """Pillow's copy of the input, its horizontal pass, its output; then our array (cropped for cover)."""
+    height, width, channels = shape
+    w, h, fit = params.get("w"), params.get("h"), params.get("fit", "contain")
+    new_w, new_h = target_size(width, height, w, h, fit)
+    resampled = (new_h, new_w, channels)
+    working = pillow_bytes(shape) + pillow_bytes((height, new_w, channels)) + pillow_bytes(resampled)
+    stages = (Stage(name, resampled, image_bytes(shape) + working + image_bytes(resampled)),)
+    if fit == "cover" and w and h:  # then cropped to w x h: a view of the resampled image
+        stages += (Stage(f"{name} (cover crop)", (h, w, channels), image_bytes(resampled)),)
+    return stages
+
+
+def _plan_thumbnail(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
+    size = params["size"]
+    if shape[0] <= size and shape[1] <= size:
+        return (Stage("thumbnail", shape, image_bytes(shape)),)
+    return _plan_resize(shape, {"w": size, "h": size, "fit": "contain"}, "thumbnail")
+
+
+def _plan_blur(shape: Shape, _: dict[str, Any]) -> tuple[Stage, ...]:
+    """Pillow's copy of the input and its blurred output, then our array."""
+    return (Stage("blur", shape, 2 * image_bytes(shape) + 2 * pillow_bytes(shape)),)
 
 
 _SIDE = Param(int, 1, MAX_SIDE)
 _COORD = Param(int, 0, MAX_SIDE)
 STEPS: dict[str, StepKind] = {
-    "grayscale": StepKind(grayscale),
-    "mirror": StepKind(mirror),
-    "flip": StepKind(flip),
-    "rotate": StepKind(rotate, {"deg": Param(str, choices=("90", "180", "270"))}, ("deg",)),
-    "crop": StepKind(crop, {"x": _COORD, "y": _COORD, "w": _SIDE, "h": _SIDE}, ("x", "y", "w", "h")),
-    "resize": StepKind(resize, {"w": _SIDE, "h": _SIDE, "fit": Param(str, choices=FITS, default="contain")}),
-    "thumbnail": StepKind(thumbnail, {"size": _SIDE}, ("size",)),
-    "blur": StepKind(blur, {"r": Param(float, 0.1, 100)}, ("r",)),
+    "grayscale": StepKind(grayscale, _plan_grayscale),
+    "mirror": StepKind(mirror, lambda shape, _: _copy("mirror", shape)),
+    "flip": StepKind(flip, lambda shape, _: _copy("flip", shape)),
+    "rotate": StepKind(rotate, _plan_rotate, {"deg": Param(str, choices=("90", "180", "270"))}, ("deg",)),
+    "crop": StepKind(crop, _plan_crop, {"x": _COORD, "y": _COORD, "w": _SIDE, "h": _SIDE}, ("x", "y", "w", "h")),
+    "resize": StepKind(resize, _plan_resize,
+                       {"w": _SIDE, "h": _SIDE, "fit": Param(str, choices=FITS, default="contain")}),
+    "thumbnail": StepKind(thumbnail, _plan_thumbnail, {"size": _SIDE}, ("size",)),
+    "blur": StepKind(blur, _plan_blur, {"r": Param(float, 0.1, 100)}, ("r",)),
 }
 
 
@@ -100,6 +163,9 @@ class Step:
             return STEPS[self.name].apply(pixels, **kwargs)
         except ValueError as exc:  # e.g. a crop outside this image
             raise PipelineError(str(exc)) from None
+
+    def plan(self, shape: Shape) -> tuple[Stage, ...]:
+        return STEPS[self.name].plan(shape, dict(self.params))
 
     def spelling(self) -> str:
         return ":".join([self.name, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params)])
@@ -175,21 +241,38 @@ class Rendered:
         return MEDIA_TYPES[self.format]
 
 
-def run(data: bytes, pipeline: Pipeline, *, max_pixels: int, options: EncodeOptions) -> Rendered:
-    """Decode the original, apply the steps in order, encode."""
-    clock = _Clock()
-    if pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") and plain_jpeg(data, max_pixels):
+def plan(data: bytes, pipeline: Pipeline, limits: Limits) -> Plan:
+    """Every stage's output size and peak memory, from the header alone; checked against the limits
+    (OutputTooLarge, OverBudget; a bad crop is a PipelineError). No pixel is decoded."""
+    info = probe(data, limits)
+    stages = [decode_stage((info.height, info.width, info.channels), info.deep)]
+    for step in pipeline.steps:
+        stages.extend(step.plan(stages[-1].output))
+    stages.append(encode_stage(stages[-1].output))
+    return Plan(tuple(stages), len(data)).check(limits)
+
+
+def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptions,
+        deadline: float | None = None) -> Rendered:
+    """Plan (refusing what is over the limits), decode the original, apply the steps in order, encode.
+
+    deadline (time.time()): checked between stages, so a render that has run out of time stops
+    there with RenderTimeout instead of finishing for nobody."""
+    plan(data, pipeline, limits)
+    clock = _Clock(deadline)
+    if pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") and plain_jpeg(data, limits):
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
         if mirrored is not None:
             return Rendered(mirrored, "JPEG", clock.lap("mirror_lossless"))
     shrink = _shrink_target(pipeline)
-    decoded = decode(data, max_pixels, shrink_to=shrink)
+    decoded = decode(data, limits, shrink_to=shrink)
     clock.lap("decode")
-    pixels = decoded.pixels
+    pixels, source_format = decoded.pixels, decoded.info.format
+    del decoded  # each step's input is freed once the next step has its output (the plan counts on it)
     for step in pipeline.steps:
         pixels = step.apply(pixels)
         clock.lap(step.name)
-    fmt = pipeline.output_format(decoded.info.format)
+    fmt = pipeline.output_format(source_format)
     if pipeline.quality:
         options = EncodeOptions(pipeline.quality, options.png_compression, pipeline.quality)
     encoded = encode(pixels, fmt, options)
@@ -197,9 +280,10 @@ def run(data: bytes, pipeline: Pipeline, *, max_pixels: int, options: EncodeOpti
 
 
 class _Clock:
-    """Stage timings: each lap is the time since the previous one."""
+    """Stage timings (each lap is the time since the previous one), and the deadline between stages."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
         self.last = time.perf_counter()
         self.laps: list[tuple[str, float]] = []
 
@@ -207,6 +291,8 @@ class _Clock:
         now = time.perf_counter()
         self.laps.append((stage, now - self.last))
         self.last = now
+        if self.deadline is not None and time.time() > self.deadline:
+            raise RenderTimeout(f"the render ran out of time after {stage}; it was stopped")
         return tuple(self.laps)
 
 
