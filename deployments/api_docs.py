@@ -82,7 +82,7 @@ DELETED = {204: {"description": "Deleted, with every variant."}}
 
 
 def image_route(app: FastAPI, path: str, **kwargs: Any) -> Callable[[_F], _F]:
-    """GET and HEAD for one image route: two routes, so each has its own OpenAPI operation id."""
+    """GET and HEAD for one route: two routes, so each has its own OpenAPI operation id."""
 
     def register(endpoint: _F) -> _F:
         app.head(path, **kwargs)(endpoint)

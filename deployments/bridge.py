@@ -12,8 +12,10 @@ put AMQP I/O on the replica's event loop, where a slow Mongo call could starve h
 Guarantees: manual acks, sent only after every result and the job state are in MongoDB; results
 have deterministic ids, so a redelivery stores nothing twice; a message that can never succeed
 is published to the dead-letter queue with an x-error header (confirmed) and then acked; a
-transient failure is retried with backoff, then dead-lettered; a lost connection is re-opened
-with backoff, and its unacked messages come back from the broker to be finished idempotently.
+transient failure (MongoDB or the cluster away) is retried with backoff, then returned to the
+queue (nack with requeue) to wait for the next attempt: an outage loses and dead-letters nothing;
+a lost connection is re-opened with backoff, and its unacked messages come back from the broker
+to be finished idempotently.
 """
 
 from __future__ import annotations
@@ -140,14 +142,15 @@ class Bridge:
         self.queue = settings.amqp_queue
         self.stopping = threading.Event()
         self.workers = ThreadPoolExecutor(settings.amqp_prefetch, thread_name_prefix="job")
-        self.stats = {"connected": False, "processed": 0, "dead_lettered": 0, "retried": 0, "reconnects": 0}
+        self.stats = {"connected": False, "processed": 0, "dead_lettered": 0, "retried": 0, "requeued": 0,
+                      "reconnects": 0}
         self.thread = threading.Thread(target=self._consume_forever, name="amqp", daemon=True)
         self.thread.start()
 
     def check_health(self) -> None:
         if not self.thread.is_alive():
             raise RuntimeError("the AMQP consumer thread has stopped")
-        self.runner.store.ping()
+        # MongoDB is not checked: while it is away, jobs wait (see _work); restarting would not help.
 
     def status(self) -> dict[str, Any]:
         return {**self.stats, "queue": self.queue}
@@ -200,6 +203,9 @@ class Bridge:
             finish = functools.partial(self._complete, channel, tag, properties, result)
         except InvalidJob as exc:
             finish = functools.partial(self._dead_letter, channel, tag, properties, body, str(exc))
+        except TRANSIENT as exc:  # the database or the cluster is away: the job waits in the queue, not lost
+            log.warning("job failed %d times on %s; back to the queue", self.settings.job_retries, type(exc).__name__)
+            finish = functools.partial(self._requeue, channel, tag)
         except Exception as exc:  # retries exhausted, or a bug: never lose the message, never crash
             reason = f"gave up after {self.settings.job_retries} attempts: {type(exc).__name__}: {exc}"
             finish = functools.partial(self._dead_letter, channel, tag, properties, body, reason)
@@ -246,6 +252,11 @@ class Bridge:
         channel.basic_ack(tag)
         self.stats["dead_lettered"] += 1
         metrics().jobs.inc(tags={"outcome": "dead_lettered"})
+
+    def _requeue(self, channel: BlockingChannel, tag: int) -> None:
+        if channel.is_open:
+            channel.basic_nack(tag, requeue=True)
+            self.stats["requeued"] += 1
 
     @staticmethod
     def _reply(channel: BlockingChannel, properties: pika.BasicProperties, result: dict[str, Any]) -> None:

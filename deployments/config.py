@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from transforms import EncodeOptions
+from transforms import EncodeOptions, Limits
 from transforms.encode import PNG_COMPRESSIONS
 
 _PREFIX = "PROG_IMAGE_"
@@ -75,7 +75,24 @@ class Settings:
                                                 "ingress replica serves it after a DELETE.")
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
-    request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 beyond).")
+    max_output_pixels: int = _setting(50_000_000, "Largest image a pipeline may make, intermediates included: "
+                                                  "upscaling stops here (422 output_too_large beyond).")
+    max_frames: int = _setting(500, "Most frames (animation) or pages (TIFF) an upload may have, counted "
+                                    "before decoding (422 image_too_complex beyond).")
+    max_animation_pixels: int = _setting(500_000_000, "Most pixels of all frames together, frames x canvas "
+                                                      "(422 image_too_complex beyond).")
+    max_scans: int = _setting(100, "Most progressive JPEG scans (cameras write 1, encoders about 10; a scan "
+                                   "bomb has thousands). 422 image_too_complex beyond.")
+    render_memory_mb: int = _setting(0, "Memory for renders in one replica, shared by its concurrent renders "
+                                        "(one may use all of it; a render that needs more is a 422 over_budget, "
+                                        "one that must wait too long a 503). 0: half the node's memory divided "
+                                        "by the replicas that render (INGRESS_REPLICAS + TRANSFORM_MAX_REPLICAS).")
+    request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 timeout beyond; the "
+                                              "render stops at its next stage and nothing of it is stored).")
+    upload_timeout_s: float = _setting(60.0, "Time allowed to receive an upload's body (408 beyond).")
+    upload_idle_s: float = _setting(10.0, "Longest pause in an upload's body (408 beyond): idle clients let go.")
+    max_concurrent_uploads: int = _setting(8, "Uploads one ingress replica receives at once (503 overloaded "
+                                              "beyond, before reading the body).")
     api_keys: str = _setting("", "Comma-separated API keys; when set, upload and delete need one (X-API-Key).")
     signing_keys: str = _setting("", "Comma-separated HMAC keys; when set, image URLs must be signed (the first "
                                      "signs, all verify: rotate by prepending a new one).")
@@ -101,7 +118,11 @@ class Settings:
         for name in ("ingress_render_max_pixels", "ingress_render_queue", "ingress_cache_bytes"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.upper()} must not be negative")
-        for name in ("max_upload_bytes", "max_pixels", "request_timeout_s", "transform_num_cpus",
+        if self.render_memory_mb < 0:
+            problems.append("RENDER_MEMORY_MB must not be negative")
+        for name in ("max_upload_bytes", "max_pixels", "max_output_pixels", "max_frames", "max_animation_pixels",
+                     "max_scans", "upload_timeout_s", "upload_idle_s", "max_concurrent_uploads",
+                     "request_timeout_s", "transform_num_cpus",
                      "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
                      "ingress_render_slots", "amqp_prefetch", "job_retries", "transform_max_queued",
                      "ingress_max_queued", "ingress_cache_ttl_s"):
@@ -142,6 +163,19 @@ class Settings:
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return self._list(self.cors_origins)
+
+    @property
+    def render_memory_bytes(self) -> int:
+        """One replica's render memory (see render_memory_mb): derived from the node's memory by default."""
+        if self.render_memory_mb:
+            return self.render_memory_mb << 20
+        node = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return node // 2 // (self.ingress_replicas + self.transform_max_replicas)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_pixels, self.max_output_pixels, self.max_frames, self.max_animation_pixels,
+                      self.max_scans, self.render_memory_bytes)
 
     @property
     def encode_options(self) -> EncodeOptions:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from transforms import ImageError
+
+RETRY_AFTER = {"Retry-After": "1"}
+DATABASE_RETRY_AFTER = {"Retry-After": "5"}
+log = logging.getLogger("ray.serve")
 
 
 class ApiError(Exception):
@@ -24,13 +31,14 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-def from_exception(exc: BaseException) -> JSONResponse | None:
-    """The response for an error we expect, whichever process raised it; None if unexpected."""
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    if isinstance(exc, ImageError):
-        return error_response(exc.status, exc.code, exc.message)
-    return None
+def database_unavailable(exc: ConnectionFailure) -> ApiError:
+    """MongoDB unreachable (down, restarting, partitioned): the client may retry, nothing is lost."""
+    return ApiError(503, "unavailable", f"the database is unreachable ({type(exc).__name__}); retry shortly",
+                    DATABASE_RETRY_AFTER)
+
+
+def image_error(exc: ImageError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message, RETRY_AFTER if exc.status == 503 else None)
 
 
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
@@ -43,7 +51,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ImageError)
     async def _image(_: Request, exc: ImageError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        error = image_error(exc)
+        return error_response(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(ConnectionFailure)
+    async def _database(_: Request, exc: ConnectionFailure) -> JSONResponse:
+        error = database_unavailable(exc)
+        return error_response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,4 +72,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
         return error_response(500, "internal_error", f"unexpected {type(exc).__name__}")

@@ -7,6 +7,9 @@ is answered first and stored in GridFS just after.
 """
 
 import asyncio
+import datetime as dt
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,12 @@ from ray.serve.handle import DeploymentHandle
 from deployments import api_docs as docs
 from deployments import errors
 from deployments.allocator import keep_freed_memory
-from deployments.body_limit import BodyLimit
 from deployments.config import Settings
-from deployments.errors import ApiError
+from deployments.errors import RETRY_AFTER, ApiError
 from deployments.http_cache import cache_headers, not_modified
 from deployments.memory_cache import MemoryCache
 from deployments.metrics import RequestMetrics, metrics
+from deployments.request_guard import GuardSettings, RequestGuard
 from deployments.security import check_api_key, check_signature
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, pipeline_request, seed_request
 from storage import ImageStore, StoredFile
@@ -45,10 +48,13 @@ app = FastAPI(
 )
 errors.install(app)
 docs.install(app)
-app.add_middleware(BodyLimit, state=app.state)
-app.add_middleware(RequestMetrics)  # outermost: counts the 413s of BodyLimit too
+app.add_middleware(RequestGuard, state=app.state)
+app.add_middleware(RequestMetrics)  # outermost: counts the guard's refusals too
 
-_RETRY_AFTER_S = "1"
+log = logging.getLogger("ray.serve")
+_DELETIONS_POLL_S = 0.5  # how soon another replica's DELETE empties this one's memory of that image
+_DELETIONS_OVERLAP = dt.timedelta(seconds=5)  # re-read a little of the past: clocks of nodes differ
+_GRACE_S = 2.0  # the ingress waits this much past the deadline for the renderer's own answer
 _PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 _INLINE_MAX = 4 * 1024 * 1024  # stored variants up to this size are read in one go; larger ones stream
 Drawn = tuple[Variant, "asyncio.Task[StoredFile] | None"]  # a render's variant, and its store when still running
@@ -105,14 +111,21 @@ class Api:
         self.memory = MemoryCache(settings.ingress_cache_bytes, settings.ingress_cache_ttl_s)
         self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
         self.local_waiting = 0  # renders waiting for a slot (at most ingress_render_queue)
-        app.state.max_upload_bytes = settings.max_upload_bytes
+        self.deletions_watch: asyncio.Task[None] | None = None
+        app.state.guard = GuardSettings(settings.max_upload_bytes, settings.api_key_list, settings.upload_timeout_s,
+                                        settings.upload_idle_s, settings.max_concurrent_uploads)
         if settings.cors_origin_list:  # before the first request builds the middleware stack
             app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
                                allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"],
                                expose_headers=["ETag", "X-Cache", "X-Rendered-By"])
 
     def check_health(self) -> None:
-        self.store.ping()
+        """Healthy while this replica answers. MongoDB is not checked: during an outage this replica still
+        serves its memory cache, /healthz and /readyz, and 503s with Retry-After, and it recovers by itself
+        when the database is back; restarting it would only turn those answers into connection errors."""
+
+    def _deadline(self) -> float:
+        return time.time() + self.settings.request_timeout_s
 
     @app.post("/upload_file", status_code=201, response_model=UploadResult,
               responses={201: docs.example("Stored (or already stored: the same bytes get the same id).",
@@ -120,11 +133,12 @@ class Api:
     async def upload_file(self, request: Request,
                           image: UploadFile | None = File(None, description="The image file.")) -> JSONResponse:
         """Store an image. Its id is the SHA-256 of its bytes: the same bytes always get the same id."""
-        check_api_key(request, self.settings.api_key_list)
+        # The API key, content type and size were checked before the body was read (deployments.request_guard).
         if image is None or not hasattr(image, "read"):
             raise ApiError(400, "missing_field", "multipart form field 'image' is required")
         data = await image.read()
-        record = await self._call(lambda: self.transformer.ingest.remote(data))
+        deadline = self._deadline()
+        record = await self._call(lambda: self.transformer.ingest.remote(data, deadline), deadline)
         return JSONResponse(record, status_code=201)
 
     @app.get("/", response_class=HTMLResponse, responses=docs.PAGE)
@@ -172,7 +186,7 @@ class Api:
         items = [image_record(stored) for stored in records]
         return JSONResponse({"items": items, "next": items[-1]["image_id"] if len(items) == limit else None})
 
-    @app.get("/{image_id}", responses={200: docs.METADATA, **docs.errors(404)})
+    @docs.image_route(app, "/{image_id}", responses={200: docs.METADATA, **docs.errors(404, 503)})
     async def metadata(self, image_id: docs.ImageId) -> JSONResponse:
         """An original's metadata, and the keys of its stored variants."""
         stored = await self._original(image_id)
@@ -184,10 +198,24 @@ class Api:
     async def delete(self, image_id: docs.ImageId, request: Request) -> Response:
         """Delete an original and every variant of it."""
         check_api_key(request, self.settings.api_key_list)
-        await self._original(image_id)
-        await asyncio.to_thread(self.store.delete_image, image_id)
-        self.memory.drop_image(image_id)
+        self._check_id(image_id)
+        if not await asyncio.to_thread(self.store.delete_image, image_id):
+            raise ApiError(404, "not_found", f"no image with id {image_id}")
+        self.memory.drop_image(image_id)  # other replicas drop theirs within _DELETIONS_POLL_S
         return Response(status_code=204)
+
+    async def _watch_deletions(self) -> None:
+        """Drop from memory what any replica deleted: polls the store's deletion log."""
+        since = dt.datetime.now(dt.UTC) - _DELETIONS_OVERLAP
+        while True:
+            await asyncio.sleep(_DELETIONS_POLL_S)
+            checked = dt.datetime.now(dt.UTC)
+            try:
+                for image_id in await asyncio.to_thread(self.store.deleted_since, since):
+                    self.memory.drop_image(image_id)
+                since = checked - _DELETIONS_OVERLAP
+            except Exception as exc:  # MongoDB away: nothing can be deleted meanwhile either
+                log.debug("deletion log unreadable: %r", exc)
 
     @docs.image_route(app, "/{image_id}/auto", response_class=Response,
                    responses={**docs.IMAGE, **docs.errors(403, 404, 503)})
@@ -244,6 +272,8 @@ class Api:
     async def _serve_variant(self, wanted: VariantRequest, request: Request) -> Response:
         """The stored variant if there is one (no transform hop at all), else render it once."""
         check_signature(request, self.settings.signing_key_list)
+        if self.deletions_watch is None or self.deletions_watch.done():
+            self.deletions_watch = asyncio.ensure_future(self._watch_deletions())
         remembered = self.memory.get(wanted.key)
         if remembered is not None:  # no database round trip, no thread hop
             metrics().cache.inc(tags={"result": "hit"})
@@ -252,6 +282,7 @@ class Api:
         if pending is not None:  # being rendered or stored by this replica: share it, no database round trip
             metrics().cache.inc(tags={"result": "miss"})
             return self._answer(wanted, await asyncio.shield(pending), request)
+        wanted = wanted.until(self._deadline())
         cached, body, original = await asyncio.to_thread(self._lookup, wanted)
         metrics().cache.inc(tags={"result": "hit" if cached is not None else "miss"})
         if cached is not None:
@@ -317,28 +348,30 @@ class Api:
             finally:
                 self.local_waiting -= wait
             try:
-                stored, data = await self._call(lambda: asyncio.to_thread(self.renderer.draw, wanted, original))
+                stored, data = await self._call(lambda: asyncio.to_thread(self.renderer.draw, wanted, original),
+                                                wanted.deadline)
             finally:
                 self.local_slots.release()
             return Variant(stored, data, "ingress"), self.renderer.keep_later(stored, data)
-        return await self._call(lambda: self.transformer.render.remote(wanted), idempotent=True), None
+        return await self._call(lambda: self.transformer.render.remote(wanted), wanted.deadline, idempotent=True), None
 
-    async def _call(self, send: Callable[[], Awaitable[Any]], idempotent: bool = False) -> Any:
-        """One render (here or on the transform deployment), with the timeout, backpressure and retry policy."""
+    async def _call(self, send: Callable[[], Awaitable[Any]], deadline: float, idempotent: bool = False) -> Any:
+        """One render or upload check (here or on the transform deployment), with the deadline, backpressure
+        and retry policy. The renderer stops at its next stage past the deadline and reports a timeout
+        itself; this waits a little longer for that answer, then gives up on it."""
         attempts = 2 if idempotent else 1
         for attempt in range(attempts):
             try:
-                return await asyncio.wait_for(send(), self.settings.request_timeout_s)
+                return await asyncio.wait_for(send(), max(0.0, deadline - time.time()) + _GRACE_S)
             except TimeoutError:
                 raise ApiError(503, "timeout", f"processing took longer than {self.settings.request_timeout_s:g} s",
-                               {"Retry-After": _RETRY_AFTER_S}) from None
+                               RETRY_AFTER) from None
             except BackPressureError:
-                raise ApiError(503, "overloaded", "the service is saturated; retry shortly",
-                               {"Retry-After": _RETRY_AFTER_S}) from None
+                raise ApiError(503, "overloaded", "the service is saturated; retry shortly", RETRY_AFTER) from None
             except RayActorError:
                 if attempt + 1 == attempts:  # a replica died mid-request; a GET is safe to retry once
                     raise ApiError(503, "unavailable", "a transform replica failed; retry shortly",
-                                   {"Retry-After": _RETRY_AFTER_S}) from None
+                                   RETRY_AFTER) from None
                 await asyncio.sleep(0.2)  # let the router learn that the replica is gone
         raise AssertionError("unreachable")
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 
 from deployments.errors import ApiError
+
+_EXPIRY = re.compile(r"[0-9]{1,12}")  # unix seconds, ASCII digits only ('²'.isdigit() is True)
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+_BEARER = re.compile(r"Bearer +(\S+)", re.IGNORECASE)
 
 
 def _payload(path: str, params: dict[str, str], expires: int) -> bytes:
@@ -41,8 +46,10 @@ def check_signature(request: Request, keys: tuple[str, ...]) -> None:
         return
     params = dict(request.query_params)
     sig, exp = params.get("sig", ""), params.get("exp", "")
-    if not sig or not exp.isdigit():
+    if not sig or not exp:
         raise ApiError(403, "signature_required", "this URL must be signed (exp and sig parameters)")
+    if not _EXPIRY.fullmatch(exp) or not _SIGNATURE.fullmatch(sig):
+        raise ApiError(403, "bad_signature", "exp must be unix seconds and sig 64 lowercase hex digits")
     if int(exp) < time.time():
         raise ApiError(403, "signature_expired", "the signed URL has expired")
     path = request.url.path
@@ -50,11 +57,17 @@ def check_signature(request: Request, keys: tuple[str, ...]) -> None:
         raise ApiError(403, "bad_signature", "the URL's signature does not match")
 
 
+def api_key_valid(x_api_key: str | None, authorization: str | None, keys: tuple[str, ...]) -> bool:
+    """One of keys, in X-API-Key or as `Authorization: Bearer <key>` (nothing else is a key)."""
+    bearer = _BEARER.fullmatch(authorization or "")
+    given = x_api_key or (bearer.group(1) if bearer else "")
+    return bool(given) and any(hmac.compare_digest(given.encode(), key.encode()) for key in keys)
+
+
 def check_api_key(request: Request, keys: tuple[str, ...]) -> None:
     """Raise 401 unless the request carries one of keys (X-API-Key, or Authorization: Bearer)."""
     if not keys:
         return
-    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    if not given or not any(hmac.compare_digest(given.encode(), key.encode()) for key in keys):
+    if not api_key_valid(request.headers.get("x-api-key"), request.headers.get("authorization"), keys):
         raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key header)",
                        {"WWW-Authenticate": "Bearer"})

@@ -65,7 +65,11 @@ def mongodb(settings: Settings) -> Iterator[Settings]:
         mongod.stop()
 
 
-FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+                 # HAProxy drops a client that sends nothing for this long (Ray's default is an hour): idle
+                 # connections, and headers that never end, can't pile up. Bodies have tighter limits in
+                 # deployments.request_guard.
+                 "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": "30"}
 
 
 def start_ray(settings: Settings, num_cpus: int | None = None) -> None:

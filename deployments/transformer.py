@@ -11,18 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import ray
+from pymongo.errors import ConnectionFailure
 from ray import serve
 
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
+from deployments.errors import database_unavailable
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
 from storage import ImageStore, StoredFile, content_id
-from transforms import OPERATIONS, decode, encode, render
+from transforms import OPERATIONS, Pipeline, decode, encode, plan, render
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def database_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A pymongo error crosses Ray badly (it may not unpickle); the caller gets a plain 503 ApiError."""
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except ConnectionFailure as exc:
+            raise database_unavailable(exc) from None
+    return wrapper
 
 
 @serve.deployment
@@ -30,14 +49,18 @@ class Transformer:
     def __init__(self, settings: Settings) -> None:
         keep_freed_memory()  # see deployments/allocator.py: renders run in this process
         self.settings = settings
+        # No database call here: a replica must start (and stay up) while MongoDB is down. The store
+        # makes its indexes before its first write.
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
-        self.store.ensure_indexes()
         self.renderer = Renderer(settings, self.store)
 
-    async def ingest(self, data: bytes) -> dict[str, Any]:
-        """Validate an upload with a full decode, then store it under its content id."""
-        return await asyncio.to_thread(self._ingest, data)
+    @database_errors_as_503
+    async def ingest(self, data: bytes, deadline: float = float("inf")) -> dict[str, Any]:
+        """Validate an upload with a full decode, then store it under its content id (unless the deadline
+        passed meanwhile: the client was answered 503, so nothing is stored)."""
+        return await asyncio.to_thread(self._ingest, data, deadline)
 
+    @database_errors_as_503
     async def render(self, request: VariantRequest) -> Variant:
         """The variant; a new one comes back with its bytes before it is stored (unless too large to return:
         then stored first, for the ingress to stream it)."""
@@ -52,8 +75,12 @@ class Transformer:
         return Variant(stored, data, "transform")
 
     async def materialise(self, image_id: str, operation: str) -> dict[str, Any]:
-        """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them)."""
-        return await asyncio.to_thread(self._materialise, image_id, operation)
+        """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them).
+        A database outage is a ConnectionError (it crosses Ray intact): the bridge retries the job."""
+        try:
+            return await asyncio.to_thread(self._materialise, image_id, operation)
+        except ConnectionFailure as exc:
+            raise ConnectionError(f"the database is unreachable: {type(exc).__name__}") from None
 
     async def self_test(self) -> bool:
         """A tiny decode -> operation -> encode, for /healthz."""
@@ -70,14 +97,18 @@ class Transformer:
                 "rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "peak_mb": int(fields["VmHWM"].split()[0]) / 1024}
 
     def check_health(self) -> None:
-        # Serve restarts a replica that cannot reach MongoDB.
-        self.store.ping()
+        """Healthy while its event loop answers. MongoDB is not checked: a database outage is no reason to
+        kill and restart replicas (their requests answer 503 meanwhile, and recover when it is back)."""
 
-    def _ingest(self, data: bytes) -> dict[str, Any]:
+    def _ingest(self, data: bytes, deadline: float) -> dict[str, Any]:
         image_id = content_id(data)
         stored = self.store.find(image_id)
         if stored is None:
-            info = decode(data, self.settings.max_pixels).info  # refuses truncated, corrupt, bombs
+            limits = self.renderer.limits
+            with self.renderer.gate.reserve(plan(data, Pipeline(), limits).peak_bytes, deadline):
+                info = decode(data, limits).info  # refuses truncated, corrupt, bombs
+            if time.time() > deadline:  # the client has its 503: the upload must not appear later
+                raise self.renderer.timed_out()
             stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={
                 "kind": "original", "format": info.format, "width": info.width, "height": info.height,
                 "uploaded_at": dt.datetime.now(dt.UTC)})
@@ -98,5 +129,5 @@ class Transformer:
     def _self_test(self) -> bool:
         sample = encode(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), "PNG", self.settings.encode_options)
         for operation in OPERATIONS:
-            render(sample, operation, max_pixels=self.settings.max_pixels, options=self.settings.encode_options)
+            render(sample, operation, limits=self.renderer.limits, options=self.settings.encode_options)
         return True

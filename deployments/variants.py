@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployments.config import Settings
-from deployments.errors import ApiError
+from deployments.errors import RETRY_AFTER, ApiError
+from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
 from storage import ImageStore, StoredFile
 from storage.keys import variant_key
-from transforms import OPERATIONS, Pipeline, PipelineError, run
+from transforms import OPERATIONS, Pipeline, PipelineError, RenderTimeout, plan, run
 
 log = logging.getLogger("ray.serve")
 
@@ -40,6 +41,10 @@ class VariantRequest:
     pipeline: Pipeline
     operation: str  # a seed operation's name, "process" or "auto": the metrics label
     png_compression: str | None = None
+    deadline: float = float("inf")  # time.time() by which it is answered, or stopped and not stored
+
+    def until(self, deadline: float) -> VariantRequest:
+        return dataclasses.replace(self, deadline=deadline)
 
 
 def seed_request(settings: Settings, image_id: str, operation: str,
@@ -74,6 +79,8 @@ class Renderer:
     def __init__(self, settings: Settings, store: ImageStore) -> None:
         self.settings = settings
         self.store = store
+        self.limits = settings.limits
+        self.gate = MemoryGate(self.limits.memory_bytes)
         self._storing: set[asyncio.Task[StoredFile]] = set()  # referenced until done (asyncio keeps weak refs)
 
     def original(self, image_id: str) -> StoredFile:
@@ -86,16 +93,21 @@ class Renderer:
         return found.get(request.key), _original_or_404(found.get(request.image_id), request.image_id)
 
     def draw(self, request: VariantRequest, original: StoredFile) -> tuple[StoredFile, bytes]:
-        """Render the variant: the file it will be stored as (see keep) and its bytes."""
+        """Render the variant: the file it will be stored as (see keep) and its bytes. The plan is checked
+        and its memory reserved before any pixel work; past the request's deadline the render stops."""
         started = time.perf_counter()
         options = self.settings.encode_options
         if request.png_compression:
             options = dataclasses.replace(options, png_compression=request.png_compression)
+        data = self.store.read(original)
         try:
-            out = run(self.store.read(original), request.pipeline, max_pixels=self.settings.max_pixels,
-                      options=options)
+            needs = plan(data, request.pipeline, self.limits).peak_bytes
+            with self.gate.reserve(needs, request.deadline):
+                out = run(data, request.pipeline, limits=self.limits, options=options, deadline=request.deadline)
         except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
             raise ApiError(400, "bad_pipeline", str(exc)) from None
+        except RenderTimeout:
+            raise self.timed_out() from None
         stored = self.store.describe(request.key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": request.image_id, "operation": request.key.split("/", 1)[1],
             "format": out.format})
@@ -107,7 +119,8 @@ class Renderer:
 
     def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
         """Store a drawn variant (unless another render stored it first: then that one). If its original
-        was deleted while it was rendered or waited to be stored, it is removed again: no orphans."""
+        was deleted while it was rendered or waited to be stored, it is removed again: no orphans (a
+        DELETE removes the original before it lists the variants, so one of the two sees the other)."""
         kept = self.store.write(stored, data, cache=True)[0]
         if self.store.find(stored.metadata["source"]) is None:
             self.store.delete(kept.key)
@@ -132,4 +145,10 @@ class Renderer:
         if cached is not None:  # another replica, request or batch job got here first
             return cached, None
         stored, data = self.draw(request, original)
+        if time.time() > request.deadline:  # answered 503 already: nothing of it is stored
+            raise self.timed_out()
         return self.keep(stored, data), data
+
+    def timed_out(self) -> ApiError:
+        return ApiError(503, "timeout", f"processing took longer than {self.settings.request_timeout_s:g} s; it was "
+                        "stopped and nothing of it is stored", RETRY_AFTER)

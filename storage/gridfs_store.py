@@ -7,6 +7,7 @@ so redelivered jobs and concurrent first requests never duplicate a file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -15,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import gridfs
+import gridfs.errors
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 _CHUNK_BYTES = 1024 * 1024  # fewer, larger chunks than GridFS's 255 KiB: fewer round trips
+DELETIONS_KEPT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,13 @@ def content_id(data: bytes) -> str:
 
 @functools.cache
 def mongo_client(url: str) -> MongoClient:
-    """One MongoClient (and its connection pool) per process and URL."""
-    return MongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=True)
+    """One MongoClient (and its connection pool) per process and URL.
+
+    While MongoDB is unreachable an operation fails after 2 s (the service answers 503), and the
+    driver looks for the server every second, so it is used again within about a second of its return.
+    """
+    return MongoClient(url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=60_000,
+                       heartbeatFrequencyMS=1000, tz_aware=True)
 
 
 class ImageStore:
@@ -57,12 +65,19 @@ class ImageStore:
         # journal (which is written in order, so a files document never outlives its chunks).
         cache_db = self.db.with_options(write_concern=WriteConcern(w=1))
         self.cache_files, self.cache_chunks = cache_db["fs.files"], cache_db["fs.chunks"]
+        # Deleted image ids, for a while: other processes drop what they hold in memory of them.
+        self.deletions = self.db["deletions"]
+        self._indexed = False
 
     def ensure_indexes(self) -> None:
+        """Create the indexes (idempotent). Done before the first write of each process, not at start:
+        a process must start while MongoDB is down."""
         self.files.create_index([("filename", ASCENDING)], unique=True, name="key_unique")
         self.files.create_index([("metadata.source", ASCENDING)], name="by_source")
         self.chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True,
                                  name="files_id_1_n_1")
+        self.deletions.create_index([("at", ASCENDING)], expireAfterSeconds=DELETIONS_KEPT_S, name="expiry")
+        self._indexed = True
 
     def ping(self) -> None:
         self.db.client.admin.command("ping")
@@ -112,6 +127,8 @@ class ImageStore:
         a key becomes visible only when complete. Written here rather than with GridFSBucket, whose
         every upload first queries both collections to check their indexes (two extra round trips;
         ensure_indexes has made them)."""
+        if not self._indexed:  # the unique key is what refuses a second copy: it must exist first
+            self.ensure_indexes()
         files, chunks = (self.cache_files, self.cache_chunks) if cache else (self.files, self.chunks)
         if data:
             chunks.insert_many([{"files_id": stored.file_id, "n": n, "data": data[start:start + _CHUNK_BYTES]}
@@ -148,18 +165,33 @@ class ImageStore:
     def variant_keys(self, image_id: str) -> list[str]:
         return sorted(doc["filename"] for doc in self.files.find({"metadata.source": image_id}, {"filename": 1}))
 
-    def delete_image(self, image_id: str) -> None:
-        """Variants first, the original last: a failure midway leaves the original, never orphans."""
+    def delete_image(self, image_id: str) -> bool:
+        """Delete an original and all its variants; False if there was no original.
+
+        The original goes first, then every variant found: a render storing a variant meanwhile checks
+        for the original after its write (see deployments.variants), so either this listing sees the
+        variant or the render sees the original gone and removes it. A failure midway is finished by
+        repeating the call. The deletion is logged for other processes' memory caches."""
+        existed = self.delete(image_id)
         for doc in self.files.find({"metadata.source": image_id}, {"_id": 1}):
-            self.bucket.delete(doc["_id"])
-        self.delete(image_id)
+            self._delete_file(doc["_id"])
+        self.deletions.insert_one({"image_id": image_id, "at": dt.datetime.now(dt.UTC)})
+        return existed
+
+    def deleted_since(self, since: dt.datetime) -> list[str]:
+        """Image ids deleted at or after since (by any process)."""
+        return [doc["image_id"] for doc in self.deletions.find({"at": {"$gte": since}}, {"image_id": 1})]
 
     def delete(self, key: str) -> bool:
         stored = self.find(key)
         if stored is None:
             return False
-        self.bucket.delete(stored.file_id)
+        self._delete_file(stored.file_id)
         return True
+
+    def _delete_file(self, file_id: ObjectId) -> None:
+        with contextlib.suppress(gridfs.errors.NoFile):  # another process deleted it first
+            self.bucket.delete(file_id)
 
     def count(self, key: str) -> int:
         return self.files.count_documents({"filename": key})

@@ -20,7 +20,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 from transforms import turbojpeg
 from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, TooComplex, UnsupportedFormat
 from transforms.formats import MEDIA_TYPES
-from transforms.frames import count_frames, jpeg_scans
+from transforms.frames import count_frames, gif_frames, jpeg_scans
 from transforms.limits import Limits
 
 # A warning is not a defence: Pillow's bomb warning must stop the decode.
@@ -112,6 +112,9 @@ def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> None:
     canvas = width * height
     for _, extent, *_ in img.tile or ():  # a first frame may claim more than its canvas
         width, height = max(width, extent[2]), max(height, extent[3])
+    if img.format == "GIF":  # and so may any later frame (Pillow grows the canvas to it)
+        _, frame_width, frame_height = gif_frames(data, limits.max_frames)
+        width, height = max(width, frame_width), max(height, frame_height)
     if width * height > limits.max_pixels:
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}")
     frames = count_frames(img, data, limits.max_frames)

@@ -20,20 +20,23 @@ def _skip_sub_blocks(data: bytes, at: int) -> int:
     return at + 1
 
 
-def gif_frames(data: bytes, cap: int) -> int:
-    """Image descriptors in a GIF, counting at most cap + 1 of them. Truncated files count what is there."""
+def gif_frames(data: bytes, cap: int) -> tuple[int, int, int]:
+    """(frames, width, height): image descriptors in a GIF, counting at most cap + 1 of them, and the
+    largest extent any of them claims (offset plus size). Truncated files count what is there."""
     if len(data) < 13:
-        return 0
+        return 0, 0, 0
     at = 13
     if data[10] & 0x80:  # global colour table
         at += 3 << ((data[10] & 7) + 1)
-    frames = 0
+    frames = width = height = 0
     while at < len(data) and frames <= cap:
         block = data[at]
         if block == _GIF_IMAGE:
             frames += 1
             if at + 10 > len(data):
                 break
+            left, top, w, h = (int.from_bytes(data[at + i:at + i + 2], "little") for i in (1, 3, 5, 7))
+            width, height = max(width, left + w), max(height, top + h)
             packed = data[at + 9]
             at += 10 + ((3 << ((packed & 7) + 1)) if packed & 0x80 else 0) + 1  # descriptor, local table, LZW size
             at = _skip_sub_blocks(data, at)
@@ -41,13 +44,13 @@ def gif_frames(data: bytes, cap: int) -> int:
             at = _skip_sub_blocks(data, at + 2)
         else:  # trailer, or garbage after the last frame: Pillow stops there too
             break
-    return frames
+    return frames, width, height
 
 
 def count_frames(img: Image.Image, data: bytes, cap: int) -> int:
     """Frames (or pages) of an opened image, counting at most cap + 1, without decoding any."""
     if img.format == "GIF":
-        return max(1, gif_frames(data, cap))
+        return max(1, gif_frames(data, cap)[0])
     if img.format == "TIFF":  # a TIFF seek reads one directory, no pixels; the chain can be long
         count = 1
         try:

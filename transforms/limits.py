@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from transforms.errors import OverBudget, OutputTooLarge
+from transforms.errors import OutputTooLarge, OverBudget
 
 Shape = tuple[int, int, int]  # height, width, channels (1 L, 2 LA, 3 RGB, 4 RGBA)
 
