@@ -60,6 +60,30 @@ def test_signed_urls(secure):
     assert seed.status_code == 200 and seed.headers["content-type"] == "image/png"
 
 
+@pytest.mark.parametrize(("exp", "sig"), [
+    ("\u00b2", "0" * 64),  # '²'.isdigit() is True, int('²') fails
+    ("9" * 5000, "0" * 64),  # int() refuses more than 4300 digits
+    ("-1", "0" * 64), ("1e9", "0" * 64), ("\u0663\u0662", "0" * 64),
+    (str(int(time.time()) + 60), "\u00e9"), (str(int(time.time()) + 60), "ab" * 40), (str(int(time.time()) + 60), " "),
+])
+def test_malformed_expiry_or_signature_is_403_never_500(secure, exp, sig):
+    image_id = httpx.post(f"{secure}/upload_file", files={"image": ("a.png", encoded(photo(30, 20, seed=54), "PNG"))},
+                          headers={"X-API-Key": "k1"}).json()["image_id"]
+    response = httpx.get(f"{secure}/{image_id}/png", params={"exp": exp, "sig": sig})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] in ("bad_signature", "signature_required")
+
+
+def test_a_key_is_only_a_key_in_x_api_key_or_after_bearer(secure):
+    data = encoded(photo(30, 20, seed=55), "PNG")
+    for headers in ({"Authorization": "k1"}, {"Authorization": "Basic k1"}, {"Authorization": "Bearer"},
+                    {"Authorization": "Bearer k1 k2"}):
+        response = httpx.post(f"{secure}/upload_file", files={"image": ("a.png", data)}, headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+    assert httpx.post(f"{secure}/upload_file", files={"image": ("a.png", data)},
+                      headers={"Authorization": "bearer k2"}).status_code == 201
+
+
 def test_cors(secure):
     response = httpx.options(f"{secure}/upload_file", headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
