@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from storage import FileGone
 from transforms import ImageError
 
 RETRY_AFTER = {"Retry-After": "1"}
@@ -53,6 +54,10 @@ def install(app: FastAPI) -> None:
     async def _image(_: Request, exc: ImageError) -> JSONResponse:
         error = image_error(exc)
         return error_response(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(FileGone)
+    async def _gone(_: Request, exc: FileGone) -> JSONResponse:
+        return error_response(404, "not_found", f"deleted: {exc}")
 
     @app.exception_handler(ConnectionFailure)
     async def _database(_: Request, exc: ConnectionFailure) -> JSONResponse:

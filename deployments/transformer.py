@@ -24,23 +24,26 @@ from ray import serve
 
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
-from deployments.errors import database_unavailable
+from deployments.errors import ApiError, database_unavailable
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
-from storage import ImageStore, StoredFile, content_id
-from transforms import OPERATIONS, Pipeline, decode, encode, plan, render
+from storage import FileGone, ImageStore, StoredFile, content_id
+from transforms import OPERATIONS, Pipeline, encode, plan, render, validate
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def database_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """A pymongo error crosses Ray badly (it may not unpickle); the caller gets a plain 503 ApiError."""
+def storage_errors_as_api_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A pymongo error crosses Ray badly (it may not unpickle): the caller gets a plain 503 ApiError, and a
+    404 for a file deleted while it was read."""
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
         except ConnectionFailure as exc:
             raise database_unavailable(exc) from None
+        except FileGone as exc:
+            raise ApiError(404, "not_found", f"deleted: {exc}") from None
     return wrapper
 
 
@@ -54,13 +57,13 @@ class Transformer:
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
         self.renderer = Renderer(settings, self.store)
 
-    @database_errors_as_503
+    @storage_errors_as_api_errors
     async def ingest(self, data: bytes, deadline: float = float("inf")) -> dict[str, Any]:
         """Validate an upload with a full decode, then store it under its content id (unless the deadline
         passed meanwhile: the client was answered 503, so nothing is stored)."""
         return await asyncio.to_thread(self._ingest, data, deadline)
 
-    @database_errors_as_503
+    @storage_errors_as_api_errors
     async def render(self, request: VariantRequest) -> Variant:
         """The variant; a new one comes back with its bytes before it is stored (unless too large to return:
         then stored first, for the ingress to stream it)."""
@@ -106,7 +109,7 @@ class Transformer:
         if stored is None:
             limits = self.renderer.limits
             with self.renderer.gate.reserve(plan(data, Pipeline(), limits).peak_bytes, deadline):
-                info = decode(data, limits).info  # refuses truncated, corrupt, bombs
+                info = validate(data, limits)  # refuses truncated, corrupt, incomplete, bombs
             if time.time() > deadline:  # the client has its 503: the upload must not appear later
                 raise self.renderer.timed_out()
             stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={

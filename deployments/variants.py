@@ -14,7 +14,7 @@ from deployments.config import Settings
 from deployments.errors import RETRY_AFTER, ApiError
 from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
-from storage import ImageStore, StoredFile
+from storage import FileGone, ImageStore, StoredFile
 from storage.keys import variant_key
 from transforms import OPERATIONS, Pipeline, PipelineError, RenderTimeout, plan, run
 
@@ -99,7 +99,10 @@ class Renderer:
         options = self.settings.encode_options
         if request.png_compression:
             options = dataclasses.replace(options, png_compression=request.png_compression)
-        data = self.store.read(original)
+        try:
+            data = self.store.read(original)
+        except FileGone:  # deleted since it was looked up
+            raise ApiError(404, "not_found", f"no image with id {request.image_id}") from None
         try:
             needs = plan(data, request.pipeline, self.limits).peak_bytes
             with self.gate.reserve(needs, request.deadline):

@@ -1,5 +1,5 @@
 """Image storage in MongoDB GridFS. No Ray here."""
 
-from storage.gridfs_store import ImageStore, StoredFile, content_id, mongo_client
+from storage.gridfs_store import FileGone, ImageStore, StoredFile, content_id, mongo_client
 
-__all__ = ["ImageStore", "StoredFile", "content_id", "mongo_client"]
+__all__ = ["FileGone", "ImageStore", "StoredFile", "content_id", "mongo_client"]

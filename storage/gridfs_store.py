@@ -26,6 +26,10 @@ _CHUNK_BYTES = 1024 * 1024  # fewer, larger chunks than GridFS's 255 KiB: fewer 
 DELETIONS_KEPT_S = 3600
 
 
+class FileGone(LookupError):
+    """The file was deleted while it was being read."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     key: str
@@ -147,6 +151,8 @@ class ImageStore:
     def read(self, stored: StoredFile) -> bytes:
         data = b"".join(self.iter_chunks(stored))
         if len(data) != stored.length:
+            if self.files.find_one({"_id": stored.file_id}, {"_id": 1}) is None:
+                raise FileGone(f"{stored.key} was deleted")
             raise OSError(f"GridFS file {stored.key} is incomplete: {len(data)} of {stored.length} bytes")
         return data
 

@@ -306,3 +306,13 @@ def test_head_of_an_original_answers_like_get(client):
     head, get = client.head(f"/{image_id}"), client.get(f"/{image_id}")
     assert head.status_code == get.status_code == 200 and head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("make", ["taller_png", "taller_jpeg"])
+def test_files_shorter_than_their_header_are_refused_and_not_stored(service, store, make):
+    from tests import test_integrity
+
+    data = getattr(test_integrity, make)()
+    response = httpx.post(f"{service}/upload_file", files={"image": ("short", data)}, timeout=30)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "corrupt_image", response.text
+    assert store.count(content_id(data)) == 0

@@ -1,6 +1,6 @@
 """Pure image operations and codecs: numpy arrays and bytes in, arrays and bytes out. No I/O."""
 
-from transforms.decode import Decoded, ImageInfo, decode, probe
+from transforms.decode import Decoded, ImageInfo, decode, probe, validate
 from transforms.encode import EncodeOptions, encode
 from transforms.errors import (
     CorruptImage,
@@ -23,5 +23,5 @@ __all__ = [
     "OPERATIONS", "CorruptImage", "Decoded", "EmptyImage", "EncodeOptions", "ImageError", "ImageInfo",
     "ImageTooLarge", "Limits", "OutputTooLarge", "OverBudget", "Pipeline", "PipelineError", "Plan", "RenderTimeout",
     "Rendered", "Step", "TooComplex", "UnsupportedFormat", "decode", "encode", "grayscale", "mirror", "parse",
-    "plan", "probe", "render", "run",
+    "plan", "probe", "render", "run", "validate",
 ]

@@ -21,6 +21,7 @@ from transforms import turbojpeg
 from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, TooComplex, UnsupportedFormat
 from transforms.formats import MEDIA_TYPES
 from transforms.frames import count_frames, gif_frames, jpeg_scans
+from transforms.integrity import check_jpeg, check_png
 from transforms.limits import Limits
 
 # A warning is not a defence: Pillow's bomb warning must stop the decode.
@@ -192,6 +193,17 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
         raise CorruptImage(f"corrupt or truncated {fmt} data: {exc}") from None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0], channels), pixels)
+
+
+def validate(data: bytes, limits: Limits) -> ImageInfo:
+    """What an upload must pass to be stored: a full decode, and (JPEG, PNG) every row the header
+    promises present in the data (see transforms.integrity). Returns what is stored about it."""
+    decoded = decode(data, limits)
+    if decoded.info.format == "PNG":
+        check_png(data)
+    elif decoded.info.format == "JPEG":
+        check_jpeg(data, cmyk=Image.open(io.BytesIO(data)).mode == "CMYK")
+    return decoded.info
 
 
 def _orient(img: Image.Image) -> Image.Image:
