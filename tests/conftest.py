@@ -83,6 +83,29 @@ def service(settings: Settings) -> Iterator[str]:
     services.shutdown_ray()
 
 
+@pytest.fixture
+def app_copy(settings: Settings, service: str) -> Iterator:
+    """Deploy small copies of the app (one ingress, no batch bridge) under their own route prefix, with
+    the given settings changed; deleted after the test (two CPUs hold the main app and one copy)."""
+    from ray import serve
+
+    from deployments.app import build_app
+    from tests.waiting import wait_until_served
+
+    names = []
+
+    def deploy(name: str, **changes: object) -> str:
+        small = {"ingress_replicas": 1, "ingress_num_cpus": 0.1, "transform_num_cpus": 0.2, "amqp_url": ""}
+        serve.run(build_app(settings.replace(**{**small, **changes})), name=name, route_prefix=f"/{name}")
+        names.append(name)
+        wait_until_served(f"{service}/{name}")
+        return f"{service}/{name}"
+
+    yield deploy
+    for name in names:
+        serve.delete(name)
+
+
 @pytest.fixture(scope="session")
 def client(service: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service, timeout=120) as client:

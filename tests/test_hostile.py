@@ -8,7 +8,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import median
@@ -19,12 +18,10 @@ import pytest
 from ray import serve
 
 from deployments.allocator import TRIM_THRESHOLD
-from deployments.app import build_app
 from storage import content_id
 from storage.embedded_mongod import EmbeddedMongod
 from tests.hostile_files import flat_png, gif_frame_bomb, jpeg_scan_bomb, tiny_png
 from tests.images import encoded, photo
-from tests.waiting import wait_until_served
 
 MEMORY_BOMB = "resize:w=16384:h=16384:fit=fill,blur:r=1"
 
@@ -38,25 +35,6 @@ def upload(base: str, data: bytes, **headers: str) -> str:
 def replica_processes(app: str, deployment: str) -> list[psutil.Process]:
     wanted = f"ServeReplica:{app}:{deployment}"
     return [p for p in psutil.process_iter(["cmdline"]) if any(wanted in part for part in p.info["cmdline"] or ())]
-
-
-@pytest.fixture
-def copies(settings, service) -> Iterator:
-    """Deploy copies of the app under their own route prefix (no batch bridge); deleted after the test
-    (two CPUs hold the main app and one small copy)."""
-    names = []
-
-    def deploy(name: str, **changes) -> str:
-        small = {"ingress_replicas": 1, "ingress_num_cpus": 0.1, "transform_num_cpus": 0.2, "amqp_url": "",
-                 "transform_min_replicas": 1, "transform_max_replicas": 1}
-        serve.run(build_app(settings.replace(**{**small, **changes})), name=name, route_prefix=f"/{name}")
-        names.append(name)
-        wait_until_served(f"{service}/{name}")
-        return f"{service}/{name}"
-
-    yield deploy
-    for name in names:
-        serve.delete(name)
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -76,10 +54,11 @@ def test_the_memory_bomb_is_refused_in_a_moment_without_memory(service):
     print(f"\nmemory bomb: 422 in {elapsed * 1000:.0f} ms; ingress RSS {grown >> 20:+d} MB")
 
 
-def test_three_concurrent_large_blurs_stay_within_the_replica_budget(copies):
+def test_three_concurrent_large_blurs_stay_within_the_replica_budget(app_copy):
     """49 MP blurs (one reached 9 GB, three 17 GB): the memory gate lets one run at a time within 1.2 GB."""
     budget_mb = 1200
-    base = copies("blurs", render_memory_mb=budget_mb, transform_max_ongoing=3, ingress_render_max_pixels=0)
+    base = app_copy("blurs", render_memory_mb=budget_mb, transform_max_ongoing=3, ingress_render_max_pixels=0,
+                    transform_min_replicas=1, transform_max_replicas=1)
     image_id = upload(base, flat_png(7000, 7000))
     handle = serve.get_deployment_handle("Transformer", app_name="blurs")
     before = handle.memory.remote(reset_peak=True).result()
@@ -115,8 +94,8 @@ def test_cpu_bombs_are_refused_before_decoding(service, store, bomb):
     assert store.count(content_id(data)) == 0
 
 
-def test_timed_out_uploads_and_renders_are_not_stored_later(copies, store):
-    base = copies("late", request_timeout_s=0.02)
+def test_timed_out_uploads_and_renders_are_not_stored_later(app_copy, store):
+    base = app_copy("late", request_timeout_s=0.02)
     data = encoded(photo(1600, 1200, seed=81), "PNG", compress_level=1)  # decoding it takes longer than 20 ms
     response = httpx.post(f"{base}/upload_file", files={"image": ("late.png", data)}, timeout=60)
     assert response.status_code == 503 and response.json()["error"]["code"] == "timeout", response.text
@@ -161,9 +140,9 @@ def _latencies(client: httpx.Client, path: str, count: int) -> list[float]:
     return times
 
 
-def test_idle_partial_uploads_do_not_slow_the_others(copies, settings):
+def test_idle_partial_uploads_do_not_slow_the_others(app_copy, settings):
     """300 idle partial uploads (130 used to stall everything) while a client GETs: all succeed, no slower."""
-    base = copies("slow", api_keys="k1", upload_idle_s=4.0, max_concurrent_uploads=4)
+    base = app_copy("slow", api_keys="k1", upload_idle_s=4.0, max_concurrent_uploads=4)
     image_id = upload(base, encoded(photo(200, 150, seed=83), "PNG"), **{"X-API-Key": "k1"})
     host, port = "127.0.0.1", settings.http_port
     with httpx.Client(base_url=base, timeout=30) as client:
@@ -198,13 +177,13 @@ def _recovered_after(base: str, image_id: str, since: float, op: str) -> float |
     return None
 
 
-def test_mongod_outages_give_503s_and_the_service_heals_without_a_restart(copies, tmp_path: Path):
+def test_mongod_outages_give_503s_and_the_service_heals_without_a_restart(app_copy, tmp_path: Path):
     """SIGKILL under traffic: the embedded mongod is reaped and restarted by its watchdog, the service
     recovers by itself. Then a longer outage: 503 unavailable with Retry-After, memory-cached variants
     still served, /readyz and /healthz failing; recovery once mongod is back. Nothing is lost."""
     mongod = EmbeddedMongod(tmp_path / "outage").start()
     try:
-        base = copies("outage", mongo_url=mongod.url, ingress_render_max_pixels=0)
+        base = app_copy("outage", mongo_url=mongod.url, ingress_render_max_pixels=0)
         ids = [upload(base, encoded(photo(120, 90, seed=90 + i), "PNG")) for i in range(4)]
         for image_id in ids:
             assert httpx.get(f"{base}/{image_id}/png", timeout=30).status_code == 200  # now in memory

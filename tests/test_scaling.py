@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 from ray import serve
 
-from deployments.app import build_app
 from tests.images import encoded, photo, pixels_of
-from tests.waiting import wait_until_served
 
 
 def upload(client, data: bytes) -> str:
@@ -25,22 +23,9 @@ def upload(client, data: bytes) -> str:
 
 
 @pytest.fixture
-def small_app(settings, service):
-    """Deploy a copy of the app under a route prefix with the given bounds; deleted afterwards."""
-    names = []
-
-    def deploy(name: str, **bounds) -> str:
-        bounds = {"ingress_render_max_pixels": 0, **bounds}  # every render on the transform deployment
-        serve.run(build_app(settings.replace(ingress_replicas=1, ingress_num_cpus=0.1, transform_num_cpus=0.3,
-                                             **bounds)),
-                  name=name, route_prefix=f"/{name}")
-        names.append(name)
-        wait_until_served(f"{service}/{name}")
-        return f"{service}/{name}"
-
-    yield deploy
-    for name in names:
-        serve.delete(name)
+def small_app(app_copy):
+    """A copy of the app whose renders all go to the transform deployment unless a test says otherwise."""
+    return lambda name, **bounds: app_copy(name, **{"ingress_render_max_pixels": 0, **bounds})
 
 
 def test_saturation_answers_503_fast_and_serves_the_rest(client, small_app):
