@@ -49,10 +49,10 @@ def settings(mongo_url: str, amqp_url: str) -> Iterator[Settings]:
                                  transform_max_replicas=2, amqp_queue=f"prog_image.jobs.test{os.getpid()}",
                                  amqp_prefetch=PREFETCH, max_upload_bytes=UPLOAD_LIMIT)
     yield settings
-    _delete_queues(settings)
+    delete_queues(settings)
 
 
-def _delete_queues(settings: Settings) -> None:
+def delete_queues(settings: Settings) -> None:
     import pika
 
     from deployments import amqp

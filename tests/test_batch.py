@@ -219,5 +219,5 @@ def test_transient_failures_are_retried_with_backoff_then_given_up():
     assert bridge._run_with_retries(None, b"") == {"state": "done"}
     assert runner.calls == 3 and bridge.stats["retried"] == 2
     assert time.monotonic() - started >= 1.0 + 2.0  # backoff: 1 s, then 2 s
-    with pytest.raises(AutoReconnect):  # still failing after the last attempt: the caller dead-letters it
+    with pytest.raises(AutoReconnect):  # still failing after the last attempt: the caller requeues it
         _bridge_with(_FlakyRunner(failures=5), retries=2)._run_with_retries(None, b"")

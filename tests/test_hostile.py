@@ -246,6 +246,40 @@ def test_mongod_outages_give_503s_and_the_service_heals_without_a_restart(app_co
         mongod.stop()
 
 
+def test_batch_jobs_wait_out_a_mongod_outage(app_copy, settings, tmp_path: Path):
+    """A job that arrives while MongoDB is down is retried, returned to the queue and done once it is back:
+    nothing dead-lettered, nothing lost, nothing stored twice."""
+    from storage import ImageStore
+    from storage.keys import variant_key
+    from tests.broker import Broker
+    from tests.conftest import delete_queues
+
+    mongod = EmbeddedMongod(tmp_path / "batch").start()
+    jobs = settings.replace(amqp_queue=f"{settings.amqp_queue}.outage", mongo_url=mongod.url, job_retries=1)
+    broker = None
+    try:
+        base = app_copy("batchout", mongo_url=jobs.mongo_url, amqp_url=jobs.amqp_url, amqp_queue=jobs.amqp_queue,
+                        job_retries=1)
+        ids = [upload(base, encoded(photo(64, 48, seed=140 + i), "PNG")) for i in range(6)]
+        broker = Broker(jobs)
+        mongod.stop()
+        correlation_id = broker.job(ids, ["png", "grayscale"], job_id="through-an-outage")
+        time.sleep(6)  # attempts fail, the job goes back to the queue, and comes again
+        mongod.start()
+        reply = broker.reply(correlation_id, timeout_s=120)
+        assert reply["state"] == "done" and reply["progress"] == {"total": 12, "done": 12, "failed": 0}, reply
+        assert broker.dead_letters(1, timeout_s=2) == []
+        status = serve.get_deployment_handle("Bridge", app_name="batchout").status.remote().result()
+        assert status["requeued"] >= 1 and status["dead_lettered"] == 0, status
+        store = ImageStore(mongod.url, jobs.mongo_db)
+        assert all(store.count(variant_key(i, op)) == 1 for i in ids for op in ("png", "grayscale"))
+    finally:
+        if broker is not None:
+            broker.close()
+        delete_queues(jobs)
+        mongod.stop()
+
+
 # --- DELETE -------------------------------------------------------------------------------------------
 
 def test_delete_racing_renders_leaves_nothing(service, store):
