@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
-from transforms import turbojpeg
+from transforms import jpeg
 from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, TooComplex, UnsupportedFormat
 from transforms.formats import MEDIA_TYPES
 from transforms.frames import count_frames, gif_frames, jpeg_scans
@@ -173,14 +173,15 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), never below it.
     """
     img, fmt = _open(data, limits)
+    full_width = img.size[0]
     try:
         if shrink_to and fmt == "JPEG":
             width, height = shrink_to
             if _header_orientation(img) in (5, 6, 7, 8):
                 width, height = height, width
             img.draft(img.mode, (width, height))
-        # A plain JPEG (its pixels already what we serve; not an MPO) skips Pillow: see transforms.turbojpeg.
-        pixels = turbojpeg.decompress(data, *img.size, gray=img.mode == "L") \
+        # A plain JPEG (its pixels already what we serve; not an MPO) skips Pillow: see transforms.jpeg.
+        pixels = jpeg.decompress(data, full_width, *img.size, gray=img.mode == "L") \
             if img.format == "JPEG" and _plain(img) else None
         if pixels is None:
             img.load()

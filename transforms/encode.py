@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from transforms import turbojpeg
+from transforms import jpeg
 from transforms.alpha import flatten_on_white
 from transforms.png_fast import encode_png
 
@@ -41,14 +41,9 @@ def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
     if fmt == "PNG" and options.png_compression == "fast":
         return encode_png(pixels)
     out = io.BytesIO()
-    if fmt == "JPEG":
-        # JPEG has no alpha: white, not black, behind it. libturbojpeg first: Pillow's encoder holds the GIL.
-        opaque = flatten_on_white(pixels)
-        fast = turbojpeg.compress(opaque, options.jpeg_quality)
-        if fast is not None:
-            return fast
-        to_image(opaque).save(out, "JPEG", quality=options.jpeg_quality)
-    elif fmt == "PNG":
+    if fmt == "JPEG":  # JPEG has no alpha: white, not black, behind it
+        return jpeg.compress(flatten_on_white(pixels), options.jpeg_quality)
+    if fmt == "PNG":
         to_image(pixels).save(out, "PNG", compress_level=9)
     elif fmt == "WEBP":
         to_image(pixels).save(out, "WEBP", quality=options.webp_quality)

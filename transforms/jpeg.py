@@ -1,0 +1,37 @@
+"""JPEG through libjpeg-turbo 3, from the simplejpeg wheel: decoding and encoding without the GIL.
+
+Pillow holds the GIL while it encodes, and its decoder packs RGBX into numpy under the GIL, so two
+renders in one process (the ingress renders small originals beside its event loop) took turns.
+simplejpeg releases it, ships libjpeg-turbo statically (every node, container and fresh machine
+gets the same speed and the same bytes, with nothing to apt-get), and decodes straight into the
+numpy array. Measured here against the system libturbojpeg this replaces: identical pixels,
+byte-identical output, the same speed (1 MP: decode 3.2 ms, encode 2.5-2.7 ms).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import simplejpeg
+
+
+def decompress(data: bytes, full_width: int, width: int, height: int, gray: bool) -> np.ndarray | None:
+    """A plain JPEG (YCbCr or gray) as an (H, W, 3) RGB or (H, W) gray array, at width x height: the full
+    size or the 1/2, 1/4 or 1/8 DCT-scaled size that Pillow's draft chose. None when the stream is not
+    perfectly clean (any libjpeg warning) or the scale differs: the caller lets Pillow decode it, and say
+    what is wrong."""
+    try:
+        pixels = simplejpeg.decode_jpeg(data, "GRAY" if gray else "RGB", min_width=width, min_height=height,
+                                        min_factor=round(full_width / width), strict=True)
+    except ValueError:
+        return None
+    if pixels.shape[:2] != (height, width):
+        return None
+    return pixels[..., 0] if gray else pixels
+
+
+def compress(pixels: np.ndarray, quality: int) -> bytes:
+    """RGB (H, W, 3) or grayscale (H, W) uint8 pixels as a baseline JPEG with 4:2:0 chroma (grayscale: one
+    channel), as Pillow writes it by default."""
+    if pixels.ndim == 2:
+        return simplejpeg.encode_jpeg(np.ascontiguousarray(pixels)[..., None], quality, "GRAY")
+    return simplejpeg.encode_jpeg(np.ascontiguousarray(pixels), quality, "RGB", "420")
