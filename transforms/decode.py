@@ -166,11 +166,13 @@ def _plain(img: Image.Image) -> bool:
             and _header_orientation(img) == 1)
 
 
-def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None) -> Decoded:
+def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None, luma: bool = False) -> Decoded:
     """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage.
 
     shrink_to (width, height, after orientation): the caller will only shrink to this size, so a
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), never below it.
+    luma: the caller wants grayscale next, so a plain JPEG may return its own Y plane (H, W): no chroma
+    upsampling, no colour conversion (the luma of the stored YCbCr; see transforms.grayscale).
     """
     img, fmt = _open(data, limits)
     full_width = img.size[0]
@@ -181,7 +183,7 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
                 width, height = height, width
             img.draft(img.mode, (width, height))
         # A plain JPEG (its pixels already what we serve; not an MPO) skips Pillow: see transforms.jpeg.
-        pixels = jpeg.decompress(data, full_width, *img.size, gray=img.mode == "L") \
+        pixels = jpeg.decompress(data, full_width, *img.size, gray=luma or img.mode == "L") \
             if img.format == "JPEG" and _plain(img) else None
         if pixels is None:
             img.load()

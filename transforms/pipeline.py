@@ -265,11 +265,14 @@ def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptio
         if mirrored is not None:
             return Rendered(mirrored, "JPEG", clock.lap("mirror_lossless"))
     shrink = _shrink_target(pipeline)
-    decoded = decode(data, limits, shrink_to=shrink)
+    steps = pipeline.steps
+    decoded = decode(data, limits, shrink_to=shrink, luma=steps[:1] == (Step("grayscale"),))
     clock.lap("decode")
     pixels, source_format = decoded.pixels, decoded.info.format
     del decoded  # each step's input is freed once the next step has its output (the plan counts on it)
-    for step in pipeline.steps:
+    if steps[:1] == (Step("grayscale"),) and pixels.ndim == 2:
+        steps = steps[1:]  # already luma: a gray source, or a JPEG's Y plane
+    for step in steps:
         pixels = step.apply(pixels)
         clock.lap(step.name)
     fmt = pipeline.output_format(source_format)
