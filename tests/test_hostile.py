@@ -95,8 +95,8 @@ def test_cpu_bombs_are_refused_before_decoding(service, store, bomb):
 
 
 def test_timed_out_uploads_and_renders_are_not_stored_later(app_copy, store):
-    base = app_copy("late", request_timeout_s=0.02)
-    data = encoded(photo(1600, 1200, seed=81), "PNG", compress_level=1)  # decoding it takes longer than 20 ms
+    base = app_copy("late", request_timeout_s=0.001)
+    data = encoded(photo(1600, 1200, seed=81), "PNG", compress_level=1)  # checking it takes longer than 1 ms
     response = httpx.post(f"{base}/upload_file", files={"image": ("late.png", data)}, timeout=60)
     assert response.status_code == 503 and response.json()["error"]["code"] == "timeout", response.text
     assert response.headers["retry-after"]
