@@ -42,6 +42,11 @@ def image_error(exc: ImageError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message, RETRY_AFTER if exc.status == 503 else None)
 
 
+def file_gone(exc: FileGone) -> ApiError:
+    """A file deleted while it was being read: as if it had never been there."""
+    return ApiError(404, "not_found", f"deleted: {exc}")
+
+
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -51,18 +56,16 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(ImageError)
-    async def _image(_: Request, exc: ImageError) -> JSONResponse:
-        error = image_error(exc)
-        return error_response(error.status, error.code, error.message, error.headers)
+    async def _image(request: Request, exc: ImageError) -> JSONResponse:
+        return await _api(request, image_error(exc))
 
     @app.exception_handler(FileGone)
-    async def _gone(_: Request, exc: FileGone) -> JSONResponse:
-        return error_response(404, "not_found", f"deleted: {exc}")
+    async def _gone(request: Request, exc: FileGone) -> JSONResponse:
+        return await _api(request, file_gone(exc))
 
     @app.exception_handler(ConnectionFailure)
-    async def _database(_: Request, exc: ConnectionFailure) -> JSONResponse:
-        error = database_unavailable(exc)
-        return error_response(error.status, error.code, error.message, error.headers)
+    async def _database(request: Request, exc: ConnectionFailure) -> JSONResponse:
+        return await _api(request, database_unavailable(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

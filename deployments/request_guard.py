@@ -17,7 +17,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.security import api_key_valid
+from deployments.errors import RETRY_AFTER
+from deployments.security import api_key_valid, unauthorized
 
 UPLOAD_PATH = "/upload_file"
 
@@ -65,13 +66,12 @@ class RequestGuard:
             return None
         if guard.api_keys and not api_key_valid(_text(headers.get(b"x-api-key")),
                                                 _text(headers.get(b"authorization")), guard.api_keys):
-            return 401, "unauthorized", "a valid API key is required (X-API-Key header)", \
-                {"WWW-Authenticate": "Bearer"}
+            error = unauthorized()
+            return error.status, error.code, error.message, error.headers or {}
         if not headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data"):
             return 400, "missing_field", "an upload is a multipart/form-data form with the field 'image'", {}
         if self.uploads >= guard.max_concurrent_uploads:
-            return 503, "overloaded", f"this replica is receiving {self.uploads} uploads; retry shortly", \
-                {"Retry-After": "1"}
+            return 503, "overloaded", f"this replica is receiving {self.uploads} uploads; retry shortly", RETRY_AFTER
         return None
 
     async def _guarded(self, guard: GuardSettings, scope: Scope, receive: Receive, send: Send) -> None:

@@ -57,6 +57,11 @@ def check_signature(request: Request, keys: tuple[str, ...]) -> None:
         raise ApiError(403, "bad_signature", "the URL's signature does not match")
 
 
+def unauthorized() -> ApiError:
+    return ApiError(401, "unauthorized", "a valid API key is required (X-API-Key or Authorization: Bearer)",
+                    {"WWW-Authenticate": "Bearer"})
+
+
 def api_key_valid(x_api_key: str | None, authorization: str | None, keys: tuple[str, ...]) -> bool:
     """One of keys, in X-API-Key or as `Authorization: Bearer <key>` (nothing else is a key)."""
     bearer = _BEARER.fullmatch(authorization or "")
@@ -69,5 +74,4 @@ def check_api_key(request: Request, keys: tuple[str, ...]) -> None:
     if not keys:
         return
     if not api_key_valid(request.headers.get("x-api-key"), request.headers.get("authorization"), keys):
-        raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key header)",
-                       {"WWW-Authenticate": "Bearer"})
+        raise unauthorized()

@@ -24,7 +24,7 @@ from ray import serve
 
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
-from deployments.errors import ApiError, database_unavailable
+from deployments.errors import database_unavailable, file_gone
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
 from storage import FileGone, ImageStore, StoredFile, content_id
 from transforms import OPERATIONS, Pipeline, encode, plan, render, validate
@@ -43,7 +43,7 @@ def storage_errors_as_api_errors(method: Callable[P, Awaitable[T]]) -> Callable[
         except ConnectionFailure as exc:
             raise database_unavailable(exc) from None
         except FileGone as exc:
-            raise ApiError(404, "not_found", f"deleted: {exc}") from None
+            raise file_gone(exc) from None
     return wrapper
 
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployments.config import Settings
-from deployments.errors import RETRY_AFTER, ApiError
+from deployments.errors import RETRY_AFTER, ApiError, file_gone
 from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
 from storage import FileGone, ImageStore, StoredFile
 from storage.keys import variant_key
-from transforms import OPERATIONS, Pipeline, PipelineError, RenderTimeout, plan, run
+from transforms import OPERATIONS, Pipeline, PipelineError, RenderTimeout, run
 
 log = logging.getLogger("ray.serve")
 
@@ -101,12 +101,11 @@ class Renderer:
             options = dataclasses.replace(options, png_compression=request.png_compression)
         try:
             data = self.store.read(original)
-        except FileGone:  # deleted since it was looked up
-            raise ApiError(404, "not_found", f"no image with id {request.image_id}") from None
+        except FileGone as exc:  # deleted since it was looked up
+            raise file_gone(exc) from None
         try:
-            needs = plan(data, request.pipeline, self.limits).peak_bytes
-            with self.gate.reserve(needs, request.deadline):
-                out = run(data, request.pipeline, limits=self.limits, options=options, deadline=request.deadline)
+            out = run(data, request.pipeline, limits=self.limits, options=options, deadline=request.deadline,
+                      reserve=lambda needs: self.gate.reserve(needs, request.deadline))
         except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
             raise ApiError(400, "bad_pipeline", str(exc)) from None
         except RenderTimeout:

@@ -20,7 +20,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 from transforms import jpeg
 from transforms.errors import CorruptImage, EmptyImage, ImageTooLarge, TooComplex, UnsupportedFormat
 from transforms.formats import MEDIA_TYPES
-from transforms.frames import count_frames, gif_frames, jpeg_scans
+from transforms.frames import count_frames, jpeg_scans
 from transforms.integrity import check_jpeg, check_png
 from transforms.limits import Limits
 
@@ -93,8 +93,9 @@ def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str]:
             raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: "
                                     "JPEG, PNG, GIF, WebP, BMP, TIFF")
         _check_frames(img, data, limits)
-        if fmt == "JPEG" and jpeg_scans(data) > limits.max_scans:
-            raise TooComplex(f"the JPEG has {jpeg_scans(data)} scans; the limit is {limits.max_scans}")
+        scans = jpeg_scans(data) if fmt == "JPEG" else 1
+        if scans > limits.max_scans:
+            raise TooComplex(f"the JPEG has {scans} scans; the limit is {limits.max_scans}")
     except UnidentifiedImageError:
         raise UnsupportedFormat(f"not a supported image: content looks like {sniff(data)}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -105,20 +106,17 @@ def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str]:
 
 
 def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> None:
-    """The canvas and the first frame (the one we decode) within max_pixels; the number of frames, and
-    frames x canvas, within their limits. Counted from headers: no frame is decoded."""
+    """The canvas and every frame's claimed extent within max_pixels; the number of frames, and frames x
+    canvas, within their limits. Counted from headers: no frame is decoded."""
     width, height = img.size
     if width <= 0 or height <= 0:
         raise CorruptImage(f"invalid dimensions {width}x{height}")
     canvas = width * height
-    for _, extent, *_ in img.tile or ():  # a first frame may claim more than its canvas
+    frames, width, height = count_frames(img, data, limits.max_frames)  # any frame may claim more than its canvas
+    for _, extent, *_ in img.tile or ():  # and so may the first frame's tiles
         width, height = max(width, extent[2]), max(height, extent[3])
-    if img.format == "GIF":  # and so may any later frame (Pillow grows the canvas to it)
-        _, frame_width, frame_height = gif_frames(data, limits.max_frames)
-        width, height = max(width, frame_width), max(height, frame_height)
     if width * height > limits.max_pixels:
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}")
-    frames = count_frames(img, data, limits.max_frames)
     if frames > limits.max_frames:
         raise TooComplex(f"more than {limits.max_frames} frames; the limit is {limits.max_frames}")
     if frames * canvas > limits.max_animation_pixels:

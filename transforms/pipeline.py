@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,12 +254,19 @@ def plan(data: bytes, pipeline: Pipeline, limits: Limits) -> Plan:
 
 
 def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptions,
-        deadline: float | None = None) -> Rendered:
+        deadline: float | None = None,
+        reserve: Callable[[int], AbstractContextManager[object]] = lambda _: nullcontext()) -> Rendered:
     """Plan (refusing what is over the limits), decode the original, apply the steps in order, encode.
 
     deadline (time.time()): checked between stages, so a render that has run out of time stops
-    there with RenderTimeout instead of finishing for nobody."""
-    plan(data, pipeline, limits)
+    there with RenderTimeout instead of finishing for nobody. reserve: given the plan's peak bytes
+    before any pixel work, its context spans the render (a caller's memory budget)."""
+    with reserve(plan(data, pipeline, limits).peak_bytes):
+        return _render(data, pipeline, limits, options, deadline)
+
+
+def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
+            deadline: float | None) -> Rendered:
     clock = _Clock(deadline)
     if pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") and plain_jpeg(data, limits):
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
