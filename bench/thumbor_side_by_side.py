@@ -1,0 +1,144 @@
+"""prog-image and thumbor side by side: uncached seed routes on fresh JPEG photos, in one run.
+
+    # thumbor in its own virtualenv (never in the project's):
+    python3 -m venv /tmp/thumbor-venv && /tmp/thumbor-venv/bin/pip install thumbor
+    .venv/bin/prog-image serve &          # prog-image on :8000
+    .venv/bin/python bench/thumbor_side_by_side.py --thumbor /tmp/thumbor-venv/bin/thumbor
+
+Thumbor runs as in the shared notes' peer figures: `--processes 2`, file loader, no original or result
+storage (its default file storage would serve a later run's same-named files from an earlier one),
+baseline JPEG at q85. Every request is a new image for both (uncached). Rounds alternate between the
+two services; each request opens a new connection (http.client, a light client on the same cores).
+Prints req/s per route and the ratio, with the machine's load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.images import encoded, photo
+
+THUMBOR_PATHS = {"jpeg": "/unsafe/{name}", "grayscale": "/unsafe/filters:grayscale()/{name}",
+                 "mirror": "/unsafe/-0x0/{name}"}
+THUMBOR_CONF = """LOADER = 'thumbor.loaders.file_loader'
+FILE_LOADER_ROOT_PATH = '{root}'
+STORAGE = 'thumbor.storages.no_storage'
+RESULT_STORAGE = 'thumbor.result_storages.no_storage'
+QUALITY = 85
+PROGRESSIVE_JPEG = False
+MAX_AGE = 0
+"""
+
+
+def get(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def upload(port: int, data: bytes) -> str:
+    boundary = "benchboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"p.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("POST", "/upload_file", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    answer = json.loads(connection.getresponse().read())
+    connection.close()
+    return answer["image_id"]
+
+
+def timed(port: int, paths: list[str], concurrency: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        statuses = list(pool.map(lambda path: get(port, path), paths))
+    elapsed = time.perf_counter() - started
+    assert all(status == 200 for status in statuses), sorted(set(statuses))
+    return len(paths) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--thumbor", required=True, help="path of the thumbor executable in its own venv")
+    parser.add_argument("--port", type=int, default=8000, help="prog-image's HTTP port")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=40, help="timed requests per round and route")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--width", type=int, default=1152)
+    parser.add_argument("--height", type=int, default=864)
+    args = parser.parse_args()
+    count = args.rounds * args.requests
+    root = Path(tempfile.mkdtemp(prefix="bench-thumbor-"))
+    conf = root / "thumbor.conf"
+    conf.write_text(THUMBOR_CONF.format(root=root))
+    thumbor_port = 8890
+    if subprocess.run(["fuser", f"{thumbor_port}/tcp"], capture_output=True).returncode == 0:
+        raise SystemExit(f"port {thumbor_port} is taken (a thumbor left from an earlier run?)")
+    thumbor = subprocess.Popen([args.thumbor, "--conf", str(conf), "--port", str(thumbor_port), "--processes", "2",
+                                "-l", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # its worker processes go with it (killpg below)
+    try:
+        images: dict[str, list[tuple[str, str]]] = {}  # route -> (prog-image id, thumbor file name), all fresh
+        for route in THUMBOR_PATHS:
+            images[route] = []
+            for index in range(count + 2):
+                buffer = io.BytesIO(encoded(photo(args.width, args.height, seed=hash((route, index)) % 10**6),
+                                            "JPEG", quality=90))
+                data = buffer.getvalue()
+                name = f"{route}-{index}.jpg"
+                (root / name).write_bytes(data)
+                images[route].append((upload(args.port, data), name))
+        for _ in range(100):
+            try:
+                get(thumbor_port, THUMBOR_PATHS["jpeg"].format(name=images["jpeg"][-1][1]))
+                break
+            except OSError:
+                time.sleep(0.2)
+        for route in THUMBOR_PATHS:  # warm both (the last two images of each route are for this)
+            get(args.port, f"/{images[route][-2][0]}/{route}")
+            get(thumbor_port, THUMBOR_PATHS[route].format(name=images[route][-2][1]))
+        load_before = os.getloadavg()[0]
+        results = {route: {"prog-image": [], "thumbor": []} for route in THUMBOR_PATHS}
+        for round_index in range(args.rounds):
+            for route in THUMBOR_PATHS:
+                batch = images[route][round_index * args.requests:(round_index + 1) * args.requests]
+                order = ("prog-image", "thumbor") if round_index % 2 == 0 else ("thumbor", "prog-image")
+                for service in order:
+                    if service == "prog-image":
+                        rate = timed(args.port, [f"/{image_id}/{route}" for image_id, _ in batch], args.concurrency)
+                    else:
+                        rate = timed(thumbor_port, [THUMBOR_PATHS[route].format(name=name) for _, name in batch],
+                                     args.concurrency)
+                    results[route][service].append(rate)
+        print(f"{args.width}x{args.height} JPEG, uncached, concurrency {args.concurrency}, {args.rounds} interleaved "
+              f"rounds of {args.requests} requests; load average {load_before:.2f} before, "
+              f"{os.getloadavg()[0]:.2f} after")
+        print(f"{'route':<10} {'prog-image/s':>13} {'thumbor/s':>10} {'ratio':>6}")
+        for route, rates in results.items():
+            ours, theirs = statistics.median(rates["prog-image"]), statistics.median(rates["thumbor"])
+            print(f"{route:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x")
+    finally:
+        os.killpg(thumbor.pid, signal.SIGTERM)
+        thumbor.wait()
+
+
+if __name__ == "__main__":
+    main()
