@@ -31,3 +31,14 @@ def declare(channel: BlockingChannel, queue: str) -> None:
         "x-dead-letter-exchange": dead_exchange(queue),
         "x-dead-letter-routing-key": dead_queue(queue),
     })
+
+
+def publish(url: str, queue: str, body: bytes, *, message_id: str, name: str) -> None:
+    """Publish one persistent JSON job and wait for the broker's confirm (raises if it is not taken)."""
+    with pika.BlockingConnection(connection_parameters(url, name)) as connection:
+        channel = connection.channel()
+        declare(channel, queue)
+        channel.confirm_delivery()
+        channel.basic_publish("", queue, body, pika.BasicProperties(
+            content_type="application/json", message_id=message_id, delivery_mode=pika.DeliveryMode.Persistent),
+            mandatory=True)

@@ -72,6 +72,22 @@ JOB = example("The job's state and per-item results.", {
         op: {"status": "ok", "variant_id": f"{EXAMPLE_ID}/{op}", "url": f"http://127.0.0.1:8000/{EXAMPLE_ID}/{op}",
              "content_type": media, "bytes": 182000} for op, media in (("png", "image/png"),
                                                                        ("grayscale", "image/jpeg"))}}]})
+JOBS = example("The newest jobs first (without their items).", {"items": [{
+    "job_id": "web-5f0c2a", "state": "running", "operations": ["png"], "progress": {"total": 3, "done": 1, "failed": 0},
+    "created_at": "2026-11-28T07:30:00+00:00"}]})
+JOB_SUBMITTED = example("Published to the job queue; follow it at `url`.",
+                        {"job_id": "web-5f0c2a", "state": "queued", "url": "/jobs/web-5f0c2a"})
+VARIANTS = example("The original's stored variants, by key.", {"items": [{
+    "key": f"{EXAMPLE_ID}/grayscale", "url": f"/{EXAMPLE_ID}/grayscale", "format": "JPEG",
+    "content_type": "image/jpeg", "bytes": 61234, "width": 1152, "height": 864,
+    "created_at": "2026-11-28T07:31:00+00:00"}]})
+ABOUT = example("What this deployment offers: the pipeline grammar and which credentials it needs.", {
+    "version": "0.1.0", "operations": ["jpeg", "png", "grayscale", "mirror"],
+    "formats": ["jpeg", "png", "webp", "avif"],
+    "steps": {"resize": {"params": {"w": {"type": "int", "min": 1, "max": 16384}}, "required": []}},
+    "max_steps": 10, "api_key_required": False, "signed_urls": False, "batch_jobs": True})
+SIGNED = example("The paths, signed (or as they were when URLs need no signature).",
+                 {"urls": [f"/{EXAMPLE_ID}/grayscale?exp=1795000000&sig=3f2a..."]})
 HEALTHY = example("Every check passed.", {"status": "ok", "checks": {"serve": "ok", "mongodb": "ok",
                                                                     "transforms": "ok"}})
 READY = example("Every dependency reachable.", {"status": "ok", "checks": {"mongodb": "ok", "rabbitmq": "ok"}})

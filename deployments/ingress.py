@@ -11,13 +11,11 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
-from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayActorError
@@ -25,9 +23,10 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from deployments import api_docs as docs
-from deployments import errors
+from deployments import errors, jobs_api, web
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
+from deployments.context import Context
 from deployments.errors import RETRY_AFTER, ApiError
 from deployments.http_cache import cache_headers, not_modified
 from deployments.memory_cache import MemoryCache
@@ -48,6 +47,8 @@ app = FastAPI(
 )
 errors.install(app)
 docs.install(app)
+app.include_router(web.router)  # before the image routes, whose /{image_id} would match /about
+app.include_router(jobs_api.router)
 app.add_middleware(RequestGuard, state=app.state)
 app.add_middleware(RequestMetrics)  # outermost: counts the guard's refusals too
 
@@ -55,7 +56,6 @@ log = logging.getLogger("ray.serve")
 _DELETIONS_POLL_S = 0.5  # how soon another replica's DELETE empties this one's memory of that image
 _DELETIONS_OVERLAP = dt.timedelta(seconds=5)  # re-read a little of the past: clocks of nodes differ
 _GRACE_S = 2.0  # the ingress waits this much past the deadline for the renderer's own answer
-_PAGE = (Path(__file__).parent / "static" / "index.html").read_text()
 _INLINE_MAX = 4 * 1024 * 1024  # stored variants up to this size are read in one go; larger ones stream
 Drawn = tuple[Variant, "asyncio.Task[StoredFile] | None"]  # a render's variant, and its store when still running
 
@@ -112,6 +112,7 @@ class Api:
         self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
         self.local_waiting = 0  # renders waiting for a slot (at most ingress_render_queue)
         self.deletions_watch: asyncio.Task[None] | None = None
+        app.state.context = Context(settings, self.store, self.jobs)
         app.state.guard = GuardSettings(settings.max_upload_bytes, settings.api_key_list, settings.upload_timeout_s,
                                         settings.upload_idle_s, settings.max_concurrent_uploads)
         if settings.cors_origin_list:  # before the first request builds the middleware stack
@@ -141,11 +142,6 @@ class Api:
         record = await self._call(lambda: self.transformer.ingest.remote(data, deadline), deadline)
         return JSONResponse(record, status_code=201)
 
-    @app.get("/", response_class=HTMLResponse, responses=docs.PAGE)
-    async def page(self) -> HTMLResponse:
-        """The web page: upload an image (file picker or drag and drop) and see its variants side by side."""
-        return HTMLResponse(_PAGE)
-
     @app.get("/healthz", responses={200: docs.HEALTHY, 503: docs.FAILING})
     async def healthz(self) -> JSONResponse:
         """Liveness of the whole path: Serve (this answer), MongoDB, and a transform round trip."""
@@ -167,15 +163,6 @@ class Api:
         if not (await self.bridge.status.remote())["connected"]:
             raise ConnectionError("the bridge is not connected")
 
-    @app.get("/jobs/{job_id}", responses={200: docs.JOB, **docs.errors(404)})
-    async def job(self, job_id: docs.JobId) -> JSONResponse:
-        """A batch job's state (queued, running, done or failed), progress and per-item results."""
-        doc = await asyncio.to_thread(self.jobs.get, job_id)
-        if doc is None:
-            raise ApiError(404, "not_found", f"no job with id {job_id!r}")
-        doc["job_id"] = doc.pop("_id")
-        return JSONResponse(jsonable_encoder(doc))
-
     @app.get("/images", responses={200: docs.IMAGES_PAGE, **docs.errors(400)})
     async def list_images(self, limit: int = Query(50, ge=1, le=1000, description="Page size.", examples=[50]),
                           after: str | None = Query(None, description="The last image_id of the previous page.",
@@ -190,9 +177,19 @@ class Api:
     async def metadata(self, image_id: docs.ImageId) -> JSONResponse:
         """An original's metadata, and the keys of its stored variants."""
         stored = await self._original(image_id)
-        variants = await asyncio.to_thread(self.store.variant_keys, image_id)
+        variants = await asyncio.to_thread(self.store.variants, image_id)
         return JSONResponse({**image_record(stored), "uploaded_at": stored.upload_date.isoformat(),
-                             "content_type": stored.content_type, "variants": variants})
+                             "content_type": stored.content_type, "variants": [v.key for v in variants]})
+
+    @app.get("/images/{image_id}/variants", responses={200: docs.VARIANTS, **docs.errors(404, 503)})
+    async def list_variants(self, image_id: docs.ImageId) -> JSONResponse:
+        """An original's stored variants, with format, byte size, dimensions and the URL that serves each."""
+        await self._original(image_id)
+        variants = await asyncio.to_thread(self.store.variants, image_id)
+        return JSONResponse({"items": [{
+            "key": v.key, "url": f"/{v.key}", "format": v.metadata.get("format"), "content_type": v.content_type,
+            "bytes": v.length, "width": v.metadata.get("width"), "height": v.metadata.get("height"),
+            "created_at": v.upload_date.isoformat()} for v in variants]})
 
     @app.delete("/{image_id}", status_code=204, responses={**docs.DELETED, **docs.errors(401, 404)})
     async def delete(self, image_id: docs.ImageId, request: Request) -> Response:

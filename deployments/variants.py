@@ -110,9 +110,10 @@ class Renderer:
             raise ApiError(400, "bad_pipeline", str(exc)) from None
         except RenderTimeout:
             raise self.timed_out() from None
+        width, height = out.size or (original.metadata["width"], original.metadata["height"])
         stored = self.store.describe(request.key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": request.image_id, "operation": request.key.split("/", 1)[1],
-            "format": out.format})
+            "format": out.format, "width": width, "height": height})
         m = metrics()
         m.render.observe(time.perf_counter() - started, tags={"operation": request.operation})
         for stage, seconds in out.timings:

@@ -168,8 +168,9 @@ class ImageStore:
             query["filename"] = {"$gt": after}
         return [_stored(doc) for doc in self.files.find(query).sort("filename", ASCENDING).limit(limit)]
 
-    def variant_keys(self, image_id: str) -> list[str]:
-        return sorted(doc["filename"] for doc in self.files.find({"metadata.source": image_id}, {"filename": 1}))
+    def variants(self, image_id: str) -> list[StoredFile]:
+        """An original's stored variants, by key."""
+        return [_stored(doc) for doc in self.files.find({"metadata.source": image_id}).sort("filename", ASCENDING)]
 
     def delete_image(self, image_id: str) -> bool:
         """Delete an original and all its variants; False if there was no original.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import DESCENDING, ReturnDocument
 
 from storage.gridfs_store import ImageStore
 
@@ -53,3 +53,7 @@ class JobStore:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.jobs.find_one({"_id": job_id})
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest jobs first, without their per-item results."""
+        return list(self.jobs.find({}, {"items": 0}).sort("created_at", DESCENDING).limit(limit))

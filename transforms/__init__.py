@@ -17,11 +17,12 @@ from transforms.grayscale import grayscale
 from transforms.limits import Limits, Plan
 from transforms.mirror import mirror
 from transforms.operations import OPERATIONS, render
-from transforms.pipeline import Pipeline, PipelineError, Rendered, Step, parse, plan, run
+from transforms.pipeline import Pipeline, PipelineError, Rendered, Step, grammar, parse, plan, run
 
 __all__ = [
     "OPERATIONS", "CorruptImage", "Decoded", "EmptyImage", "EncodeOptions", "ImageError", "ImageInfo",
     "ImageTooLarge", "Limits", "OutputTooLarge", "OverBudget", "Pipeline", "PipelineError", "Plan", "RenderTimeout",
-    "Rendered", "Step", "TooComplex", "UnsupportedFormat", "decode", "encode", "grayscale", "mirror", "parse",
+    "Rendered", "Step", "TooComplex", "UnsupportedFormat", "decode", "encode", "grammar", "grayscale", "mirror",
+    "parse",
     "plan", "probe", "render", "run", "validate",
 ]

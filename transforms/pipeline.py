@@ -83,6 +83,7 @@ class StepKind:
     plan: Planner
     params: dict[str, Param] = field(default_factory=dict)
     required: tuple[str, ...] = ()
+    one_of: tuple[str, ...] = ()  # at least one of these must be given
 
 
 def _copy(name: str, shape: Shape) -> tuple[Stage, ...]:
@@ -143,7 +144,7 @@ STEPS: dict[str, StepKind] = {
     "rotate": StepKind(rotate, _plan_rotate, {"deg": Param(str, choices=("90", "180", "270"))}, ("deg",)),
     "crop": StepKind(crop, _plan_crop, {"x": _COORD, "y": _COORD, "w": _SIDE, "h": _SIDE}, ("x", "y", "w", "h")),
     "resize": StepKind(resize, _plan_resize,
-                       {"w": _SIDE, "h": _SIDE, "fit": Param(str, choices=FITS, default="contain")}),
+                       {"w": _SIDE, "h": _SIDE, "fit": Param(str, choices=FITS, default="contain")}, one_of=("w", "h")),
     "thumbnail": StepKind(thumbnail, _plan_thumbnail, {"size": _SIDE}, ("size",)),
     "blur": StepKind(blur, _plan_blur, {"r": Param(float, 0.1, 100)}, ("r",)),
 }
@@ -213,8 +214,8 @@ def parse(ops: str, fmt: str | None = None, quality: str | None = None) -> Pipel
         missing = [key for key in kind.required if key not in values]
         if missing:
             raise PipelineError(f"{name}: missing {', '.join(missing)}")
-        if name == "resize" and "w" not in values and "h" not in values:
-            raise PipelineError("resize: give w, h or both")
+        if kind.one_of and not values.keys() & set(kind.one_of):
+            raise PipelineError(f"{name}: give {', '.join(kind.one_of)} or both")
         for key, param in kind.params.items():
             if key not in values and param.default is not None:
                 values[key] = param.default
@@ -234,6 +235,7 @@ def parse(ops: str, fmt: str | None = None, quality: str | None = None) -> Pipel
 class Rendered:
     data: bytes
     format: str
+    size: tuple[int, int] | None = None  # (width, height); None for the lossless mirror (the source's)
     # Seconds per stage, in order: ("decode", s), (step name, s)..., ("encode", s); for metrics.
     timings: tuple[tuple[str, float], ...] = ()
 
@@ -271,7 +273,7 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
     if pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") and plain_jpeg(data, limits):
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
         if mirrored is not None:
-            return Rendered(mirrored, "JPEG", clock.lap("mirror_lossless"))
+            return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
     shrink = _shrink_target(pipeline)
     steps = pipeline.steps
     decoded = decode(data, limits, shrink_to=shrink, luma=steps[:1] == (Step("grayscale"),))
@@ -287,7 +289,7 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
     if pipeline.quality:
         options = EncodeOptions(pipeline.quality, options.png_compression, pipeline.quality)
     encoded = encode(pixels, fmt, options)
-    return Rendered(encoded, fmt, clock.lap("encode"))
+    return Rendered(encoded, fmt, (pixels.shape[1], pixels.shape[0]), clock.lap("encode"))
 
 
 class _Clock:
@@ -317,3 +319,16 @@ def _shrink_target(pipeline: Pipeline) -> tuple[int, int] | None:
     if params.get("fit") == "fill" or "w" not in params or "h" not in params:
         return None
     return params["w"], params["h"]
+
+
+def grammar() -> dict[str, Any]:
+    """The steps and their parameters as data: for clients that build pipelines (the web console)."""
+    def describe(param: Param) -> dict[str, Any]:
+        if param.choices:
+            return {"type": "choice", "choices": list(param.choices), "default": param.default}
+        return {"type": param.kind.__name__, "min": param.low, "max": param.high, "default": param.default}
+
+    return {"steps": {name: {"params": {key: describe(p) for key, p in kind.params.items()},
+                             "required": list(kind.required), "one_of": list(kind.one_of)}
+                      for name, kind in STEPS.items()},
+            "formats": list(FORMATS), "max_steps": MAX_STEPS}
