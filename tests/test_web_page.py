@@ -137,6 +137,20 @@ def test_upload_three_files_and_see_them_in_the_gallery(page, service, tmp_path)
     assert accessible_names_missing(page) == []
     screenshot(page, "gallery")
 
+    # Keyboard only: Tab reaches the newest image's link, Enter opens it.
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    first = cards[0]
+    for _ in range(40):
+        ActionChains(page).send_keys(Keys.TAB).perform()
+        if page.execute_script("return document.activeElement.getAttribute('href')") == f"#/{first}":
+            break
+    else:
+        raise AssertionError("Tab never reached the first image")
+    ActionChains(page).send_keys(Keys.ENTER).perform()
+    wait(page, lambda d: d.current_url.endswith(f"#/{first}") and loaded_size(d, "#original"))
+
 
 def test_gallery_scrolls_through_pages(page, service, client):
     listed = client.get("/images", params={"limit": 1000}).json()["items"]
