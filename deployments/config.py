@@ -102,6 +102,8 @@ class Settings:
                                     "times faster than Pillow's default, about the same size) or small "
                                     "(Pillow at zlib level 9). Per request: ?compression=.")
     webp_quality: int = _setting(80, "WebP output quality, 1-100.")
+    lossless_mirror: bool = _setting(False, "Mirror plain JPEGs in the DCT domain (needs libturbojpeg0 on every "
+                                     "node; other output bytes than the default decode-flip-encode).")
 
     def __post_init__(self) -> None:
         problems = []
@@ -179,7 +181,7 @@ class Settings:
 
     @property
     def encode_options(self) -> EncodeOptions:
-        return EncodeOptions(self.jpeg_quality, self.png_compression, self.webp_quality)
+        return EncodeOptions(self.jpeg_quality, self.png_compression, self.webp_quality, self.lossless_mirror)
 
 
 def _parse_bool(raw: str) -> bool:

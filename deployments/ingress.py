@@ -221,7 +221,8 @@ class Api:
         self._check_id(image_id)
         accept = request.headers.get("accept", "")
         fmt = "AVIF" if "image/avif" in accept else "WEBP" if "image/webp" in accept else None
-        response = await self._serve_variant(pipeline_request(image_id, Pipeline((), fmt), "auto"), request)
+        wanted = pipeline_request(self.settings, image_id, Pipeline((), fmt), "auto")
+        response = await self._serve_variant(wanted, request)
         response.headers["Vary"] = "Accept"
         return response
 
@@ -240,7 +241,7 @@ class Api:
             pipeline = parse(ops, format, quality)
         except PipelineError as exc:
             raise ApiError(400, "bad_pipeline", str(exc)) from None
-        return await self._serve_variant(pipeline_request(image_id, pipeline), request)
+        return await self._serve_variant(pipeline_request(self.settings, image_id, pipeline), request)
 
     @docs.image_route(app, "/{image_id}/{operation}", response_class=Response,
                    responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})

@@ -16,7 +16,7 @@ from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
 from storage import FileGone, ImageStore, StoredFile
 from storage.keys import variant_key
-from transforms import OPERATIONS, Pipeline, PipelineError, RenderTimeout, run
+from transforms import OPERATIONS, EncodeOptions, Pipeline, PipelineError, RenderTimeout, run
 
 log = logging.getLogger("ray.serve")
 
@@ -34,13 +34,14 @@ class Variant:
 
 @dataclass(frozen=True)
 class VariantRequest:
-    """What to render and the key it is stored under: built by the ingress or the bridge."""
+    """What to render and the key it is stored under: built by the ingress or the bridge. The key
+    holds everything that changes the output's bytes: the pipeline and the encode options."""
 
     image_id: str
     key: str
     pipeline: Pipeline
     operation: str  # a seed operation's name, "process" or "auto": the metrics label
-    png_compression: str | None = None
+    options: EncodeOptions
     deadline: float = float("inf")  # time.time() by which it is answered, or stopped and not stored
 
     def until(self, deadline: float) -> VariantRequest:
@@ -49,14 +50,21 @@ class VariantRequest:
 
 def seed_request(settings: Settings, image_id: str, operation: str,
                  png_compression: str | None = None) -> VariantRequest:
-    """One of the seed's named operations. Only a non-default compression is part of the key."""
-    custom = png_compression and png_compression != settings.png_compression
-    key = variant_key(image_id, operation, f"compression={png_compression}" if custom else "")
-    return VariantRequest(image_id, key, OPERATIONS[operation], operation, png_compression)
+    """One of the seed's named operations, with the configured encode options (PNG compression overridable)."""
+    options = settings.encode_options
+    if png_compression:
+        options = dataclasses.replace(options, png_compression=png_compression)
+    return VariantRequest(image_id, variant_key(image_id, operation, options.spelling()), OPERATIONS[operation],
+                          operation, options)
 
 
-def pipeline_request(image_id: str, pipeline: Pipeline, operation: str = "process") -> VariantRequest:
-    return VariantRequest(image_id, variant_key(image_id, "process", pipeline.canonical()), pipeline, operation)
+def pipeline_request(settings: Settings, image_id: str, pipeline: Pipeline, operation: str = "process"
+                     ) -> VariantRequest:
+    """A pipeline; its own quality, when given, stands in for the configured ones."""
+    options = settings.encode_options
+    configured = options.spelling(skip=("jpeg_quality", "webp_quality") if pipeline.quality else ())
+    query = "&".join(part for part in (pipeline.canonical(), configured) if part)
+    return VariantRequest(image_id, variant_key(image_id, "process", query), pipeline, operation, options)
 
 
 def image_record(stored: StoredFile) -> dict[str, Any]:
@@ -96,15 +104,12 @@ class Renderer:
         """Render the variant: the file it will be stored as (see keep) and its bytes. The plan is checked
         and its memory reserved before any pixel work; past the request's deadline the render stops."""
         started = time.perf_counter()
-        options = self.settings.encode_options
-        if request.png_compression:
-            options = dataclasses.replace(options, png_compression=request.png_compression)
         try:
             data = self.store.read(original)
         except FileGone as exc:  # deleted since it was looked up
             raise file_gone(exc) from None
         try:
-            out = run(data, request.pipeline, limits=self.limits, options=options, deadline=request.deadline,
+            out = run(data, request.pipeline, limits=self.limits, options=request.options, deadline=request.deadline,
                       reserve=lambda needs: self.gate.reserve(needs, request.deadline))
         except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
             raise ApiError(400, "bad_pipeline", str(exc)) from None

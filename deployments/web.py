@@ -9,11 +9,11 @@ never holds a signing key.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,7 @@ from transforms import OPERATIONS, grammar
 router = APIRouter()
 Ctx = Annotated[Context, Depends(context)]
 
-_STATIC = Path(__file__).parent / "static"
+_STATIC = FilePath(__file__).parent / "static"
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 # name -> (bytes, media type, ETag): read once per replica; revalidated by the browser on every load.
 _FILES = {path.name: (path.read_bytes(), _MEDIA_TYPES[path.suffix],
@@ -51,7 +51,8 @@ async def page() -> HTMLResponse:
 
 
 @router.get("/static/{name}", response_class=Response, responses=docs.errors(404))
-async def static(name: str, request: Request) -> Response:
+async def static(name: Annotated[str, Path(description="A file of the console.", examples=["console.js"])],
+                 request: Request) -> Response:
     """The console's scripts and styles."""
     if name not in _FILES:
         raise ApiError(404, "not_found", f"no static file {name!r}")

@@ -88,3 +88,23 @@ def test_a_variant_stored_after_its_original_was_deleted_is_removed(client, stor
     kept = store.describe(variant_key(kept_id, "mirror"), b"x", content_type="image/png",
                           metadata={"kind": "variant", "source": kept_id, "operation": "mirror"})
     assert renderer.keep(kept, b"x") == kept and store.find(kept.key) == kept
+
+
+def test_changed_encode_settings_are_new_variants_not_stale_ones(client, store, app_copy):
+    """After PROG_IMAGE_JPEG_QUALITY changes, the old bytes are not served as the new setting's."""
+    import httpx
+
+    image_id = upload(client, encoded(photo(400, 300, seed=36), "PNG"))
+    default = client.get(f"/{image_id}/jpeg")
+    base = app_copy("quality60", jpeg_quality=60, lossless_mirror=True)
+    lower = httpx.get(f"{base}/{image_id}/jpeg", timeout=60)
+    assert lower.headers["x-cache"] == "MISS" and len(lower.content) < len(default.content)
+    assert stored_soon(store, variant_key(image_id, "jpeg", "jpeg_quality=60&lossless_mirror=1")).sha256 != \
+        stored_soon(store, variant_key(image_id, "jpeg")).sha256
+    # A pipeline's own quality stands in for the configured one: one variant whatever the setting.
+    params = {"ops": "mirror", "format": "jpeg", "quality": "70"}
+    assert client.get(f"/{image_id}/process", params=params).status_code == 200
+    key = variant_key(image_id, "process", "ops=mirror&format=jpeg&quality=70&lossless_mirror=1")
+    assert httpx.get(f"{base}/{image_id}/process", params=params, timeout=60).status_code == 200
+    assert stored_soon(store, key) and stored_soon(store, variant_key(image_id, "process",
+                                                                      "ops=mirror&format=jpeg&quality=70"))

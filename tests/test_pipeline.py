@@ -78,11 +78,20 @@ def test_stage_timings_name_every_stage_in_order():
     elapsed = time.perf_counter() - started
     assert [stage for stage, _ in out.timings] == ["decode", "grayscale", "mirror", "encode"]
     assert all(seconds >= 0 for _, seconds in out.timings) and sum(s for _, s in out.timings) <= elapsed
-    lossless = run(encoded(photo(64, 32, seed=3), "JPEG"), parse("mirror"), limits=LIMIT, options=EncodeOptions())
     from transforms.jpeg_lossless import available  # the optional system library (libturbojpeg0)
 
+    data = encoded(photo(64, 32, seed=3), "JPEG")
+    default = run(data, parse("mirror"), limits=LIMIT, options=EncodeOptions())
+    assert [stage for stage, _ in default.timings] == ["decode", "mirror", "encode"]  # the same bytes everywhere
+    opted = run(data, parse("mirror"), limits=LIMIT, options=EncodeOptions(lossless_mirror=True))
     expected = ["mirror_lossless"] if available() else ["decode", "mirror", "encode"]
-    assert [stage for stage, _ in lossless.timings] == expected
+    assert [stage for stage, _ in opted.timings] == expected
+
+
+def test_encode_options_spelling_names_only_what_differs_from_the_defaults():
+    assert EncodeOptions().spelling() == ""
+    assert EncodeOptions(jpeg_quality=90, lossless_mirror=True).spelling() == "jpeg_quality=90&lossless_mirror=1"
+    assert EncodeOptions(90, "small", 70).spelling(skip=("jpeg_quality", "webp_quality")) == "compression=small"
 
 
 def test_jpeg_shrink_on_load_keeps_quality():

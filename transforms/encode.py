@@ -6,7 +6,7 @@ Outputs carry no EXIF, GPS or ICC: orientation is applied and colour is already 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,11 @@ ENCODABLE = frozenset(("JPEG", "PNG", "WEBP", "AVIF"))
 WRITABLE = frozenset(("JPEG", "PNG", "WEBP"))
 
 
+# How each option is spelled in a variant's key.
+_KEY_NAMES = {"jpeg_quality": "jpeg_quality", "png_compression": "compression", "webp_quality": "webp_quality",
+              "lossless_mirror": "lossless_mirror"}
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """Codec settings, chosen by the service configuration."""
@@ -28,6 +33,16 @@ class EncodeOptions:
     jpeg_quality: int = 85
     png_compression: str = "fast"  # "fast": transforms.png_fast; "small": Pillow, zlib level 9
     webp_quality: int = 80
+    # A plain JPEG mirrored in the DCT domain (transforms.jpeg_lossless): needs a system library, and
+    # gives other bytes than decode-flip-encode, so it is opt-in.
+    lossless_mirror: bool = False
+
+    def spelling(self, skip: tuple[str, ...] = ()) -> str:
+        """The options that differ from these defaults, in one fixed order ("" when none): part of a
+        variant's key, so that bytes made under other settings are never served as these."""
+        default = EncodeOptions()
+        return "&".join(f"{_KEY_NAMES[f.name]}={int(v) if isinstance(v, bool) else v}" for f in fields(self)
+                        if f.name not in skip and (v := getattr(self, f.name)) != getattr(default, f.name))
 
 
 def to_image(pixels: np.ndarray) -> Image.Image:

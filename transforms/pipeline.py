@@ -16,6 +16,7 @@ defaults written out), which names its cached variant.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -270,7 +271,8 @@ def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptio
 def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
             deadline: float | None) -> Rendered:
     clock = _Clock(deadline)
-    if pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") and plain_jpeg(data, limits):
+    if options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
+            and plain_jpeg(data, limits):
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
         if mirrored is not None:
             return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
@@ -287,7 +289,7 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
         clock.lap(step.name)
     fmt = pipeline.output_format(source_format)
     if pipeline.quality:
-        options = EncodeOptions(pipeline.quality, options.png_compression, pipeline.quality)
+        options = dataclasses.replace(options, jpeg_quality=pipeline.quality, webp_quality=pipeline.quality)
     encoded = encode(pixels, fmt, options)
     return Rendered(encoded, fmt, (pixels.shape[1], pixels.shape[0]), clock.lap("encode"))
 
