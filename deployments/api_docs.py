@@ -59,7 +59,8 @@ IMAGE = {200: {"description": "The converted image, with a strong ETag and Cache
                            for media in ("image/jpeg", "image/png", "image/webp", "image/avif")}},
          304: {"description": "Not modified: the If-None-Match ETag matches."}}
 
-UPLOADED = {"image_id": EXAMPLE_ID, "format": "JPEG", "width": 1152, "height": 864, "bytes": 183421}
+UPLOADED = {"image_id": EXAMPLE_ID, "format": "JPEG", "width": 1152, "height": 864, "bytes": 183421,
+            "blurhash": "LKO2?U%2Tw=w]~RBVZRi};RPxuwH", "dominant_color": "#7a8c5e"}
 METADATA = example("The original's metadata and its stored variants' keys.", {
     **UPLOADED, "uploaded_at": "2026-11-28T07:30:00+00:00", "content_type": "image/jpeg",
     "variants": [f"{EXAMPLE_ID}/grayscale", f"{EXAMPLE_ID}/process?ops=resize:fit=contain:w=800&format=webp"]})

@@ -66,6 +66,8 @@ class UploadResult(BaseModel):
     width: int = Field(examples=[1152])
     height: int = Field(examples=[864])
     bytes: int = Field(examples=[183421])
+    blurhash: str = Field(examples=["LKO2?U%2Tw=w]~RBVZRi};RPxuwH"], description="A BlurHash to show while loading.")
+    dominant_color: str = Field(examples=["#7a8c5e"], description="The colour most of the image is.")
 
 
 async def check(probe: Callable[[], Awaitable[Any]], timeout_s: float) -> str:

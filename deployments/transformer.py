@@ -28,6 +28,7 @@ from deployments.errors import database_unavailable, file_gone
 from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
 from storage import FileGone, ImageStore, StoredFile, content_id
 from transforms import OPERATIONS, Pipeline, encode, plan, render, validate
+from transforms.placeholder import placeholder
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -109,11 +110,15 @@ class Transformer:
         if stored is None:
             limits = self.renderer.limits
             with self.renderer.gate.reserve(plan(data, Pipeline(), limits).peak_bytes, deadline):
-                info = validate(data, limits)  # refuses truncated, corrupt, incomplete, bombs
+                decoded = validate(data, limits)  # refuses truncated, corrupt, incomplete, bombs
+                hint = placeholder(decoded.pixels)
+                info = decoded.info
+                del decoded
             if time.time() > deadline:  # the client has its 503: the upload must not appear later
                 raise self.renderer.timed_out()
             stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={
                 "kind": "original", "format": info.format, "width": info.width, "height": info.height,
+                "blurhash": hint.blurhash, "dominant_color": hint.dominant_color,
                 "uploaded_at": dt.datetime.now(dt.UTC)})
         return image_record(stored)
 

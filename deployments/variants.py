@@ -70,8 +70,12 @@ def pipeline_request(settings: Settings, image_id: str, pipeline: Pipeline, oper
 def image_record(stored: StoredFile) -> dict[str, Any]:
     """The public description of an original (the upload answer)."""
     meta = stored.metadata
-    return {"image_id": stored.key, "format": meta["format"], "width": meta["width"],
-            "height": meta["height"], "bytes": stored.length}
+    record = {"image_id": stored.key, "format": meta["format"], "width": meta["width"],
+              "height": meta["height"], "bytes": stored.length}
+    for hint in ("blurhash", "dominant_color"):  # placeholders (absent on originals stored before them)
+        if hint in meta:
+            record[hint] = meta[hint]
+    return record
 
 
 def _original_or_404(stored: StoredFile | None, image_id: str) -> StoredFile:

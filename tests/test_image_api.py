@@ -61,3 +61,15 @@ def test_metadata_list_and_delete(client, store):
     assert store.files.count_documents({"$or": [{"filename": ids[0]}, {"metadata.source": ids[0]}]}) == 0
     assert client.delete(f"/{ids[0]}").status_code == 404
     assert pixels_of(client.get(f"/{ids[1]}/png").content).shape == (20, 30, 3)  # the others are untouched
+
+
+def test_upload_answers_placeholders_and_metadata_keeps_them(client):
+    import blurhash
+
+    pixels = np.zeros((900, 1200, 3), np.uint8)
+    pixels[:] = (20, 90, 200)
+    pixels[:, 900:] = (240, 240, 240)
+    record = client.post("/upload_file", files={"image": ("p.png", encoded(pixels, "PNG"))}).json()
+    assert record["dominant_color"] == "#145ac8" and blurhash.is_valid_blurhash(record["blurhash"])
+    meta = client.get(f"/{record['image_id']}").json()
+    assert (meta["blurhash"], meta["dominant_color"]) == (record["blurhash"], record["dominant_color"])

@@ -45,12 +45,12 @@ def test_data_shorter_than_the_header_is_refused(make):
 
 
 def test_interlaced_png_is_counted_per_pass():
-    assert validate(interlaced_png(), Limits()).height == 100
+    assert validate(interlaced_png(), Limits()).info.height == 100
     with pytest.raises(CorruptImage, match="12067 of the 12188"):  # the last pass's last row is missing
         validate(interlaced_png(drop_bytes=121), Limits())
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_complete_files_pass(fmt):
-    info = validate(encoded(np.dstack([PICTURE, PICTURE[..., :1]]) if fmt == "PNG" else PICTURE, fmt), Limits())
+    info = validate(encoded(np.dstack([PICTURE, PICTURE[..., :1]]) if fmt == "PNG" else PICTURE, fmt), Limits()).info
     assert (info.width, info.height) == (120, 100)

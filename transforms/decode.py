@@ -196,15 +196,15 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
     return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0], channels), pixels)
 
 
-def validate(data: bytes, limits: Limits) -> ImageInfo:
+def validate(data: bytes, limits: Limits) -> Decoded:
     """What an upload must pass to be stored: a full decode, and (JPEG, PNG) every row the header
-    promises present in the data (see transforms.integrity). Returns what is stored about it."""
+    promises present in the data (see transforms.integrity). Returns the decode."""
     decoded = decode(data, limits)
     if decoded.info.format == "PNG":
         check_png(data)
     elif decoded.info.format == "JPEG":
         check_jpeg(data, cmyk=Image.open(io.BytesIO(data)).mode == "CMYK")
-    return decoded.info
+    return decoded
 
 
 def _orient(img: Image.Image) -> Image.Image:

@@ -216,8 +216,10 @@ function gallery(root) {
       setTimeout(() => { li.remove(); emptyState(); }, 250);
     });
     remove.setAttribute("aria-label", `Delete image ${short}`);
+    const thumb = el("a", { class: "thumb", href: `#/${id}`, "aria-label": `Open image ${short}` }, img);
+    if (item.dominant_color) thumb.style.background = item.dominant_color; // shown until the thumbnail arrives
     const li = el("li", { class: "card", "data-id": id },
-      el("a", { class: "thumb", href: `#/${id}`, "aria-label": `Open image ${short}` }, img),
+      thumb,
       el("label", { class: "pick" }, pick),
       el("div", { class: "info" }, el("span", { text: `${item.format} · ${item.width}×${item.height} · ${bytes(item.bytes)}` }),
         remove));
