@@ -233,7 +233,7 @@ class Api:
     async def process(self, image_id: docs.ImageId, request: Request,
                       ops: str = Query("", description="Steps, e.g. grayscale,mirror,resize:w=800", examples=[
                           "grayscale,mirror,resize:w=800:h=600:fit=cover"]),
-                      format: str | None = Query(None, description="jpeg, png, webp or avif; default: keep",
+                      format: str | None = Query(None, description="jpeg, png, webp, avif or gif; default: keep",
                                                  examples=["webp"]),
                       quality: str | None = Query(None, description="1-100, for lossy formats",
                                                   examples=["80"])) -> Response:

@@ -118,7 +118,7 @@ class Transformer:
                 raise self.renderer.timed_out()
             stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={
                 "kind": "original", "format": info.format, "width": info.width, "height": info.height,
-                "blurhash": hint.blurhash, "dominant_color": hint.dominant_color,
+                "blurhash": hint.blurhash, "dominant_color": hint.dominant_color, "frames": info.frames,
                 "uploaded_at": dt.datetime.now(dt.UTC)})
         return image_record(stored)
 

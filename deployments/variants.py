@@ -72,6 +72,8 @@ def image_record(stored: StoredFile) -> dict[str, Any]:
     meta = stored.metadata
     record = {"image_id": stored.key, "format": meta["format"], "width": meta["width"],
               "height": meta["height"], "bytes": stored.length}
+    if meta.get("frames", 1) > 1:
+        record["frames"] = meta["frames"]
     for hint in ("blurhash", "dominant_color"):  # placeholders (absent on originals stored before them)
         if hint in meta:
             record[hint] = meta[hint]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("service")
 def test_about_describes_the_grammar_the_parser_accepts(client):
     about = client.get("/about").json()
     assert about["operations"] == ["jpeg", "png", "grayscale", "mirror"]
-    assert about["formats"] == ["jpeg", "png", "webp", "avif"] and about["max_steps"] == 10
+    assert about["formats"] == ["jpeg", "png", "webp", "avif", "gif"] and about["max_steps"] == 10
     resize = about["steps"]["resize"]["params"]
     assert resize["w"] == {"type": "int", "min": 1, "max": 16384, "default": None}
     assert resize["fit"]["type"] == "choice" and resize["fit"]["default"] == "contain"

@@ -12,6 +12,7 @@ import contextlib
 import io
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ from transforms.limits import Limits
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+# Formats whose frames are an animation (a TIFF's pages and an MPO's pictures are not).
+ANIMATABLE = frozenset(("GIF", "WEBP", "PNG"))
 # Pillow format name -> the format we report. MPO is a JPEG with extra pictures.
 ACCEPTED = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "WEBP",
             "BMP": "BMP", "TIFF": "TIFF"}
@@ -55,6 +58,11 @@ class ImageInfo:
     height: int
     channels: int = 3  # of the decoded array: 1 L, 2 LA, 3 RGB, 4 RGBA
     deep: bool = False  # 16- or 32-bit samples in the file
+    frames: int = 1  # an animation's frames (GIF, WebP, APNG); 1 for stills and multi-page TIFFs
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1
 
     @property
     def media_type(self) -> str:
@@ -80,7 +88,7 @@ def sniff(data: bytes) -> str:
     return "text/plain"
 
 
-def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str]:
+def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str, int]:
     """Identify the image and check its size, frames and scans from headers, before any pixel is decoded."""
     if not data:
         raise EmptyImage("the file is empty")
@@ -92,7 +100,7 @@ def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str]:
         if fmt is None:
             raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: "
                                     "JPEG, PNG, GIF, WebP, BMP, TIFF")
-        _check_frames(img, data, limits)
+        frames = _check_frames(img, data, limits)
         scans = jpeg_scans(data) if fmt == "JPEG" else 1
         if scans > limits.max_scans:
             raise TooComplex(f"the JPEG has {scans} scans; the limit is {limits.max_scans}")
@@ -102,12 +110,12 @@ def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str]:
         raise ImageTooLarge(f"decompression bomb refused: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptImage(f"unreadable image header: {exc}") from None
-    return img, fmt
+    return img, fmt, frames if fmt in ANIMATABLE else 1
 
 
-def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> None:
+def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> int:
     """The canvas and every frame's claimed extent within max_pixels; the number of frames, and frames x
-    canvas, within their limits. Counted from headers: no frame is decoded."""
+    canvas, within their limits. Counted from headers: no frame is decoded. Returns the frames."""
     width, height = img.size
     if width <= 0 or height <= 0:
         raise CorruptImage(f"invalid dimensions {width}x{height}")
@@ -122,6 +130,7 @@ def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> None:
     if frames * canvas > limits.max_animation_pixels:
         raise TooComplex(f"{frames} frames of {canvas} pixels = {frames * canvas} pixels; the limit for all "
                          f"frames together is {limits.max_animation_pixels}")
+    return frames
 
 
 def _header_orientation(img: Image.Image) -> int:
@@ -142,12 +151,12 @@ def _header_orientation(img: Image.Image) -> int:
 
 def probe(data: bytes, limits: Limits) -> ImageInfo:
     """Identify format, oriented size and the decoded array's channels from the header alone."""
-    img, fmt = _open(data, limits)
+    img, fmt, frames = _open(data, limits)
     width, height = img.size
     if _header_orientation(img) in (5, 6, 7, 8):
         width, height = height, width
     channels = 4 if img.mode == "P" and "transparency" in img.info else _CHANNELS.get(img.mode, 3)
-    return ImageInfo(fmt, width, height, channels, img.mode.startswith(_DEEP))
+    return ImageInfo(fmt, width, height, channels, img.mode.startswith(_DEEP), frames)
 
 
 def plain_jpeg(data: bytes, limits: Limits) -> bool:
@@ -155,7 +164,7 @@ def plain_jpeg(data: bytes, limits: Limits) -> bool:
 
     Such a file can be transformed in the DCT domain (see transforms.jpeg_lossless). Limits apply.
     """
-    img, fmt = _open(data, limits)
+    img, fmt, _ = _open(data, limits)
     return fmt == "JPEG" and _plain(img)
 
 
@@ -172,7 +181,7 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
     luma: the caller wants grayscale next, so a plain JPEG may return its own Y plane (H, W): no chroma
     upsampling, no colour conversion (the luma of the stored YCbCr; see transforms.grayscale).
     """
-    img, fmt = _open(data, limits)
+    img, fmt, frames = _open(data, limits)
     full_width = img.size[0]
     try:
         if shrink_to and fmt == "JPEG":
@@ -193,7 +202,7 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, ImageCms.PyCMSError) as exc:
         raise CorruptImage(f"corrupt or truncated {fmt} data: {exc}") from None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0], channels), pixels)
+    return Decoded(ImageInfo(fmt, pixels.shape[1], pixels.shape[0], channels, frames=frames), pixels)
 
 
 def validate(data: bytes, limits: Limits) -> Decoded:
@@ -255,3 +264,22 @@ def _scale_16bit(values: np.ndarray) -> np.ndarray:
     """Map 0..65535 to 0..255 with rounding (v * 255 / 65535); Pillow's convert('L') clips."""
     wide = np.clip(values, 0, 65535).astype(np.uint32)
     return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def animation_frames(data: bytes, limits: Limits) -> Iterator[tuple[np.ndarray, int]]:
+    """An animation's frames one at a time, each composited onto the canvas as RGBA, with its duration
+    in ms. Limits were checked from the headers before the first frame is decoded."""
+    img, fmt, frames = _open(data, limits)
+    try:
+        for index in range(frames):
+            img.seek(index)
+            yield np.asarray(img.convert("RGBA")), int(img.info.get("duration") or 0)
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+        raise CorruptImage(f"corrupt or truncated {fmt} frame: {exc}") from None
+
+
+def animation_loop(data: bytes, limits: Limits) -> int | None:
+    """How often the animation repeats (0: forever), or None when the file says nothing (play once)."""
+    img, _, _ = _open(data, limits)
+    loop = img.info.get("loop")
+    return None if loop is None else int(loop)

@@ -16,7 +16,8 @@ from transforms.alpha import flatten_on_white
 from transforms.png_fast import encode_png
 
 PNG_COMPRESSIONS = ("fast", "small")
-ENCODABLE = frozenset(("JPEG", "PNG", "WEBP", "AVIF"))
+ENCODABLE = frozenset(("JPEG", "PNG", "WEBP", "AVIF", "GIF"))
+ANIMATED = frozenset(("GIF", "WEBP", "PNG"))  # outputs that keep an animation (PNG as APNG)
 # Formats an image may keep; AVIF is written on request only (slow to encode).
 WRITABLE = frozenset(("JPEG", "PNG", "WEBP"))
 
@@ -62,6 +63,58 @@ def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:
         to_image(pixels).save(out, "PNG", compress_level=9)
     elif fmt == "WEBP":
         to_image(pixels).save(out, "WEBP", quality=options.webp_quality)
+    elif fmt == "GIF":
+        _rgb(pixels).save(out, "GIF")
     else:
         to_image(pixels).save(out, "AVIF", quality=options.webp_quality, speed=8)
     return out.getvalue()
+
+
+class AnimationWriter:
+    """Frames of one size, each with its duration (ms), added one at a time and written as an animated
+    GIF, WebP or PNG. A frame is kept only as the encoder will take it (a GIF's as a 1-byte palette
+    image), so the arrays it came from are freed as the animation goes. loop: repeats (0 forever);
+    None plays once, as a GIF without a loop extension does."""
+
+    def __init__(self, fmt: str, options: EncodeOptions, loop: int | None) -> None:
+        if fmt not in ANIMATED:
+            raise ValueError(f"cannot write an animated {fmt}")
+        self.fmt, self.options, self.loop = fmt, options, loop
+        self.images: list[Image.Image] = []
+        self.durations: list[int] = []
+
+    def add(self, pixels: np.ndarray, duration: int) -> None:
+        image = _rgb(pixels)
+        self.images.append(_palette(image) if self.fmt == "GIF" else image)
+        self.durations.append(duration)
+
+    def finish(self) -> bytes:
+        params: dict[str, object] = {"save_all": True, "append_images": self.images[1:], "duration": self.durations}
+        if self.loop is not None:
+            params["loop"] = self.loop
+        if self.fmt == "GIF":
+            params["disposal"] = 2  # every frame is a whole canvas: clear before drawing it, or alpha shows the last
+        elif self.fmt == "WEBP":
+            params["quality"] = self.options.webp_quality
+        out = io.BytesIO()
+        self.images[0].save(out, self.fmt, **params)
+        return out.getvalue()
+
+
+def _palette(image: Image.Image) -> Image.Image:
+    """256 adaptive colours, a transparent one kept as the GIF's transparency (as Pillow's GIF writer does)."""
+    indexed = image.convert("P", palette=Image.Palette.ADAPTIVE)
+    if indexed.palette is not None and indexed.palette.mode == "RGBA":
+        transparent = next((index for rgba, index in indexed.palette.colors.items() if rgba[3] == 0), None)
+        if transparent is not None:
+            indexed.info["transparency"] = transparent
+    return indexed
+
+
+def _rgb(pixels: np.ndarray) -> Image.Image:
+    """RGB or RGBA, what every animated format takes (gray repeated into the colour channels)."""
+    if pixels.ndim == 2 or pixels.shape[2] == 1:
+        return Image.fromarray(np.ascontiguousarray(pixels.reshape(pixels.shape[:2]))).convert("RGB")
+    if pixels.shape[2] == 2:
+        return Image.fromarray(np.ascontiguousarray(pixels)).convert("RGBA")
+    return to_image(pixels)

@@ -61,10 +61,11 @@ class Stage:
 class Plan:
     stages: tuple[Stage, ...]
     source_bytes: int  # the encoded original, held throughout
+    held_bytes: int = 0  # an animation's finished frames, held for its encoder while the next ones render
 
     @property
     def peak_bytes(self) -> int:
-        return self.source_bytes + max(stage.peak_bytes for stage in self.stages)
+        return self.source_bytes + self.held_bytes + max(stage.peak_bytes for stage in self.stages)
 
     @property
     def output(self) -> Shape:
