@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from transforms import jpeg
@@ -25,6 +26,11 @@ from transforms.frames import count_frames, jpeg_scans
 from transforms.integrity import check_jpeg, check_png
 from transforms.limits import Limits
 
+# HEIC/HEIF from phones (libheif, bundled in the pillow-heif wheel) as a Pillow format; AVIF is
+# Pillow's own. HEIF's rotation (irot) is applied by libheif, which then reports orientation 1, so it
+# is not applied twice. JPEG XL is not read: pillow-jxl-plugin decodes every pixel when the file is
+# opened, before any size check could refuse a bomb (and raises RuntimeError on a truncated file).
+pillow_heif.register_heif_opener()
 # A warning is not a defence: Pillow's bomb warning must stop the decode.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -33,7 +39,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 ANIMATABLE = frozenset(("GIF", "WEBP", "PNG"))
 # Pillow format name -> the format we report. MPO is a JPEG with extra pictures.
 ACCEPTED = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "WEBP",
-            "BMP": "BMP", "TIFF": "TIFF"}
+            "BMP": "BMP", "TIFF": "TIFF", "HEIF": "HEIF", "AVIF": "AVIF"}
 _SRGB = ImageCms.createProfile("sRGB")
 _ORIENTATION_TAG = 0x0112
 _CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1, "F": 1, "LA": 2, "La": 2,
@@ -99,7 +105,7 @@ def _open(data: bytes, limits: Limits) -> tuple[Image.Image, str, int]:
         fmt = ACCEPTED.get(img.format or "")
         if fmt is None:
             raise UnsupportedFormat(f"unsupported image format {img.format}; accepted: "
-                                    "JPEG, PNG, GIF, WebP, BMP, TIFF")
+                                    "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF")
         frames = _check_frames(img, data, limits)
         scans = jpeg_scans(data) if fmt == "JPEG" else 1
         if scans > limits.max_scans:

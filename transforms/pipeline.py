@@ -40,6 +40,7 @@ from transforms.resize import FITS, resize, target_size, thumbnail
 
 MAX_STEPS = 10
 MAX_SIDE = 16384
+PHOTO_INPUTS = frozenset(("HEIF", "AVIF"))  # read, not written by default: served as JPEG
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF", "gif": "GIF"}
 
 
@@ -180,13 +181,16 @@ class Pipeline:
     format: str | None = None  # None: the source's format when we can write it, else PNG
     quality: int | None = None
 
-    def output_format(self, source_format: str, animated: bool = False) -> str:
-        """The format asked for; else the source's when we write it (an animated GIF stays a GIF), else PNG."""
+    def output_format(self, source_format: str, animated: bool = False, alpha: bool = False) -> str:
+        """The format asked for; else the source's when we write it (an animated GIF stays a GIF); a photo
+        format we only read (HEIC, AVIF) becomes JPEG, or PNG with alpha; anything else PNG."""
         if self.format:
             return self.format
         if animated and source_format in ANIMATED:
             return source_format
-        return source_format if source_format in WRITABLE else "PNG"
+        if source_format in WRITABLE:
+            return source_format
+        return "PNG" if alpha or source_format not in PHOTO_INPUTS else "JPEG"
 
     def canonical(self) -> str:
         parts = [f"ops={','.join(step.spelling() for step in self.steps)}"]
@@ -305,7 +309,7 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
     for step in steps:
         pixels = step.apply(pixels)
         clock.lap(step.name)
-    fmt = pipeline.output_format(source_format)
+    fmt = pipeline.output_format(source_format, alpha=pixels.ndim == 3 and pixels.shape[2] in (2, 4))
     encoded = encode(pixels, fmt, options)
     return Rendered(encoded, fmt, (pixels.shape[1], pixels.shape[0]), clock.lap("encode"))
 
