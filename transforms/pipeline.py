@@ -32,6 +32,7 @@ from transforms.encode import ANIMATED, WRITABLE, AnimationWriter, EncodeOptions
 from transforms.errors import RenderTimeout
 from transforms.formats import MEDIA_TYPES
 from transforms.geometry import crop, flip, rotate
+from transforms.gravity import GRAVITIES
 from transforms.grayscale import grayscale
 from transforms.jpeg_lossless import mirror_jpeg
 from transforms.limits import Limits, Plan, Shape, Stage, decode_stage, encode_stage, image_bytes, pillow_bytes
@@ -60,6 +61,7 @@ class Param:
     high: float | None = None
     choices: tuple[str, ...] = ()
     default: Any = None
+    implicit: bool = False  # its default is left out of the canonical spelling (a parameter added later)
 
     def parse(self, step: str, key: str, raw: str) -> Any:
         if self.choices:
@@ -106,9 +108,10 @@ def _plan_rotate(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
 
 def _plan_crop(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
     height, width, channels = shape
-    x, y, w, h = params["x"], params["y"], params["w"], params["h"]
+    x, y, w, h = params.get("x", 0), params.get("y", 0), params["w"], params["h"]
     if x + w > width or y + h > height:  # refused here, before decoding, as crop() would refuse it
-        raise PipelineError(f"crop: rectangle {w}x{h} at ({x}, {y}) is not inside the {width}x{height} image")
+        where = f"at ({x}, {y}) " if "x" in params else ""
+        raise PipelineError(f"crop: rectangle {w}x{h} {where}is not inside the {width}x{height} image")
     return (Stage("crop", (h, w, channels), image_bytes(shape) + h * w * channels),)
 
 
@@ -139,14 +142,17 @@ def _plan_blur(shape: Shape, _: dict[str, Any]) -> tuple[Stage, ...]:
 
 _SIDE = Param(int, 1, MAX_SIDE)
 _COORD = Param(int, 0, MAX_SIDE)
+_PLACE = {"g": Param(str, choices=GRAVITIES, default="center", implicit=True),
+          "fx": Param(float, 0, 1), "fy": Param(float, 0, 1)}  # where a cover or crop window goes
 STEPS: dict[str, StepKind] = {
     "grayscale": StepKind(grayscale, _plan_grayscale),
     "mirror": StepKind(mirror, lambda shape, _: _copy("mirror", shape)),
     "flip": StepKind(flip, lambda shape, _: _copy("flip", shape)),
     "rotate": StepKind(rotate, _plan_rotate, {"deg": Param(str, choices=("90", "180", "270"))}, ("deg",)),
-    "crop": StepKind(crop, _plan_crop, {"x": _COORD, "y": _COORD, "w": _SIDE, "h": _SIDE}, ("x", "y", "w", "h")),
+    "crop": StepKind(crop, _plan_crop, {"x": _COORD, "y": _COORD, "w": _SIDE, "h": _SIDE, **_PLACE}, ("w", "h")),
     "resize": StepKind(resize, _plan_resize,
-                       {"w": _SIDE, "h": _SIDE, "fit": Param(str, choices=FITS, default="contain")}, one_of=("w", "h")),
+                       {"w": _SIDE, "h": _SIDE, "fit": Param(str, choices=FITS, default="contain"), **_PLACE},
+                       one_of=("w", "h")),
     "thumbnail": StepKind(thumbnail, _plan_thumbnail, {"size": _SIDE}, ("size",)),
     "blur": StepKind(blur, _plan_blur, {"r": Param(float, 0.1, 100)}, ("r",)),
 }
@@ -224,9 +230,13 @@ def parse(ops: str, fmt: str | None = None, quality: str | None = None) -> Pipel
             raise PipelineError(f"{name}: missing {', '.join(missing)}")
         if kind.one_of and not values.keys() & set(kind.one_of):
             raise PipelineError(f"{name}: give {', '.join(kind.one_of)} or both")
+        if name == "crop" and ("x" in values) != ("y" in values):
+            raise PipelineError("crop: give both x and y, or neither (then g, or fx and fy, place it)")
         for key, param in kind.params.items():
-            if key not in values and param.default is not None:
+            if key not in values and param.default is not None and not param.implicit:
                 values[key] = param.default
+            elif param.implicit and values.get(key) == param.default:
+                del values[key]  # one spelling: the default is never written
         steps.append(Step(name, tuple(sorted(values.items()))))
     out_format = None
     if fmt:

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from transforms.encode import to_image
+from transforms.gravity import cut
 
 FITS = ("contain", "cover", "fill")
 
@@ -25,14 +26,15 @@ def target_size(width: int, height: int, w: int | None, h: int | None, fit: str)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def resize(pixels: np.ndarray, w: int | None = None, h: int | None = None, fit: str = "contain") -> np.ndarray:
+def resize(pixels: np.ndarray, w: int | None = None, h: int | None = None, fit: str = "contain",
+           g: str = "center", fx: float | None = None, fy: float | None = None) -> np.ndarray:
+    """fit=cover crops to exactly w x h where the gravity g or the focal point (fx, fy) says."""
     height, width = pixels.shape[:2]
     size = target_size(width, height, w, h, fit)
     # Lanczos with a reducing gap: a cheap box reduction first, then Lanczos over the last factor 3.
     out = np.asarray(to_image(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
-    if fit == "cover" and w and h:  # centre crop to exactly w x h
-        top, left = (out.shape[0] - h) // 2, (out.shape[1] - w) // 2
-        out = out[top:top + h, left:left + w]
+    if fit == "cover" and w and h:
+        out = cut(out, w, h, g, fx, fy)
     return out
 
 
