@@ -30,6 +30,8 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     403: ("Signature missing, wrong or expired (only when PROG_IMAGE_SIGNING_KEYS is set).", "bad_signature",
           "the URL's signature does not match"),
     404: ("Unknown image, job or operation.", "not_found", f"no image with id {EXAMPLE_ID}"),
+    409: ("The preset comes from PROG_IMAGE_PRESETS: change it there.", "preset_fixed",
+          "preset 'avatar' comes from PROG_IMAGE_PRESETS"),
     413: ("The upload is larger than PROG_IMAGE_MAX_UPLOAD_BYTES.", "too_large",
           "upload is larger than the limit of 52428800 bytes"),
     415: ("Not an image format we read (detected from the content, not the name).", "unsupported_format",
@@ -89,6 +91,8 @@ ABOUT = example("What this deployment offers: the pipeline grammar and which cre
     "max_steps": 10, "api_key_required": False, "signed_urls": False, "batch_jobs": True})
 SIGNED = example("The paths, signed (or as they were when URLs need no signature).",
                  {"urls": [f"/{EXAMPLE_ID}/grayscale?exp=1795000000&sig=3f2a..."]})
+PRESETS = example("Every preset by name.", {"avatar": {
+    "ops": "resize:w=128:h=128:fit=cover:g=smart", "format": "webp", "quality": None, "fixed": True}})
 HEALTHY = example("Every check passed.", {"status": "ok", "checks": {"serve": "ok", "mongodb": "ok",
                                                                     "transforms": "ok"}})
 READY = example("Every dependency reachable.", {"status": "ok", "checks": {"mongodb": "ok", "rabbitmq": "ok"}})

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from transforms import EncodeOptions, Limits
+from transforms import EncodeOptions, Limits, parse
 from transforms.encode import PNG_COMPRESSIONS
+from transforms.pipeline import PRESET_NAME, Preset
 
 _PREFIX = "PROG_IMAGE_"
 
@@ -104,6 +106,8 @@ class Settings:
     webp_quality: int = _setting(80, "WebP output quality, 1-100.")
     lossless_mirror: bool = _setting(False, "Mirror plain JPEGs in the DCT domain (needs libturbojpeg0 on every "
                                      "node; other output bytes than the default decode-flip-encode).")
+    presets: str = _setting("", "Named pipelines, ';'-separated: name=<ops>[&format=<f>][&quality=<q>], e.g. "
+                                "avatar=resize:w=128:h=128:fit=cover:g=smart&format=webp. PUT /presets adds more.")
 
     def __post_init__(self) -> None:
         problems = []
@@ -130,6 +134,10 @@ class Settings:
                      "ingress_max_queued", "ingress_cache_ttl_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
+        try:
+            self.preset_map  # noqa: B018  (parsed and checked here, once)
+        except ValueError as exc:
+            problems.append(f"PRESETS: {exc}")
         if problems:
             raise ValueError("invalid configuration: " + "; ".join(problems))
 
@@ -178,6 +186,20 @@ class Settings:
     def limits(self) -> Limits:
         return Limits(self.max_pixels, self.max_output_pixels, self.max_frames, self.max_animation_pixels,
                       self.max_scans, self.render_memory_bytes)
+
+    @property
+    def preset_map(self) -> dict[str, Preset]:
+        """The configured presets, each checked against the grammar."""
+        presets = {}
+        for entry in filter(None, (part.strip() for part in self.presets.split(";"))):
+            name, sep, query = entry.partition("=")
+            params = dict(urllib.parse.parse_qsl(f"ops={query}", keep_blank_values=True))
+            if not sep or not PRESET_NAME.fullmatch(name):
+                raise ValueError(f"{entry!r} is not name=<ops>[&format=..][&quality=..] with a lowercase name")
+            preset = Preset(params.get("ops", ""), params.get("format"), params.get("quality"))
+            parse(preset.ops, preset.format, preset.quality)  # raises PipelineError (a ValueError)
+            presets[name] = preset
+        return presets
 
     @property
     def encode_options(self) -> EncodeOptions:

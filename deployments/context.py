@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -10,12 +11,16 @@ from deployments.config import Settings
 from storage import ImageStore
 from storage.jobs import JobStore
 
+if TYPE_CHECKING:
+    from deployments.presets_api import PresetBook
+
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
     store: ImageStore
     jobs: JobStore
+    presets: PresetBook
 
 
 def context(request: Request) -> Context:

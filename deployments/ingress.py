@@ -23,7 +23,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from deployments import api_docs as docs
-from deployments import errors, jobs_api, web
+from deployments import errors, jobs_api, presets_api, web
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
 from deployments.context import Context
@@ -37,6 +37,7 @@ from deployments.variants import Renderer, Variant, VariantRequest, image_record
 from storage import ImageStore, StoredFile
 from storage.jobs import JobStore
 from storage.keys import is_image_id
+from storage.presets import PresetStore
 from transforms import OPERATIONS, Pipeline, PipelineError, parse
 from transforms.encode import PNG_COMPRESSIONS
 
@@ -49,6 +50,7 @@ errors.install(app)
 docs.install(app)
 app.include_router(web.router)  # before the image routes, whose /{image_id} would match /about
 app.include_router(jobs_api.router)
+app.include_router(presets_api.router)
 app.add_middleware(RequestGuard, state=app.state)
 app.add_middleware(RequestMetrics)  # outermost: counts the guard's refusals too
 
@@ -114,7 +116,8 @@ class Api:
         self.local_slots = asyncio.Semaphore(settings.ingress_render_slots)
         self.local_waiting = 0  # renders waiting for a slot (at most ingress_render_queue)
         self.deletions_watch: asyncio.Task[None] | None = None
-        app.state.context = Context(settings, self.store, self.jobs)
+        self.presets = presets_api.PresetBook(settings, PresetStore(self.store))
+        app.state.context = Context(settings, self.store, self.jobs, self.presets)
         app.state.guard = GuardSettings(settings.max_upload_bytes, settings.api_key_list, settings.upload_timeout_s,
                                         settings.upload_idle_s, settings.max_concurrent_uploads)
         if settings.cors_origin_list:  # before the first request builds the middleware stack
@@ -239,11 +242,22 @@ class Api:
                                                   examples=["80"])) -> Response:
         """Apply a pipeline of steps (see the README for the grammar) and encode; cached like every variant."""
         self._check_id(image_id)
+        return await self._serve_variant(await self._pipeline(image_id, ops, format, quality), request)
+
+    @docs.image_route(app, "/{image_id}/preset/{name}", response_class=Response,
+                      responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})
+    async def preset(self, image_id: docs.ImageId, name: presets_api.PresetName, request: Request) -> Response:
+        """The image through a named preset (GET /presets lists them)."""
+        self._check_id(image_id)
+        return await self._serve_variant(await self._pipeline(image_id, f"preset:{name}", None, None), request)
+
+    async def _pipeline(self, image_id: str, ops: str, fmt: str | None, quality: str | None) -> VariantRequest:
+        presets = await self.presets.current() if "preset:" in ops else None
         try:
-            pipeline = parse(ops, format, quality)
+            pipeline = parse(ops, fmt, quality, presets)
         except PipelineError as exc:
             raise ApiError(400, "bad_pipeline", str(exc)) from None
-        return await self._serve_variant(pipeline_request(self.settings, image_id, pipeline), request)
+        return pipeline_request(self.settings, image_id, pipeline)
 
     @docs.image_route(app, "/{image_id}/{operation}", response_class=Response,
                    responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,8 +207,33 @@ class Pipeline:
         return "&".join(parts)
 
 
-def parse(ops: str, fmt: str | None = None, quality: str | None = None) -> Pipeline:
-    names = [part for part in ops.split(",") if part] if ops else []
+@dataclass(frozen=True)
+class Preset:
+    """A named pipeline: its steps, and the format and quality it asks for unless the request does."""
+
+    ops: str
+    format: str | None = None
+    quality: str | None = None
+
+
+PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def parse(ops: str, fmt: str | None = None, quality: str | None = None,
+          presets: Mapping[str, Preset] | None = None) -> Pipeline:
+    """A pipeline from the URL grammar. A `preset:<name>` step stands for that preset's steps (a preset
+    holds no presets), so its variant is keyed by what it expands to: a changed preset is a new variant."""
+    names: list[str] = []
+    for part in ops.split(",") if ops else []:
+        if part.startswith("preset:"):
+            name = part.removeprefix("preset:")
+            preset = (presets or {}).get(name)
+            if preset is None:
+                raise PipelineError(f"unknown preset {name!r}")
+            names.extend(step for step in preset.ops.split(",") if step)
+            fmt, quality = fmt or preset.format, quality or preset.quality
+        elif part:
+            names.append(part)
     if len(names) > MAX_STEPS:
         raise PipelineError(f"at most {MAX_STEPS} steps; got {len(names)}")
     steps = []
