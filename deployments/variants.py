@@ -114,9 +114,10 @@ class Renderer:
             data = self.store.read(original)
         except FileGone as exc:  # deleted since it was looked up
             raise file_gone(exc) from None
+        assets = self._assets(request.pipeline)
         try:
             out = run(data, request.pipeline, limits=self.limits, options=request.options, deadline=request.deadline,
-                      reserve=lambda needs: self.gate.reserve(needs, request.deadline))
+                      reserve=lambda needs: self.gate.reserve(needs, request.deadline), assets=assets)
         except PipelineError as exc:  # valid grammar, but not for this image (a crop outside it)
             raise ApiError(400, "bad_pipeline", str(exc)) from None
         except RenderTimeout:
@@ -130,6 +131,18 @@ class Renderer:
         for stage, seconds in out.timings:
             m.stage.observe(seconds, tags={"stage": stage})
         return stored, out.data
+
+    def _assets(self, pipeline: Pipeline) -> dict[str, bytes]:
+        """The other stored images the pipeline places (watermarks), by id; a 400 for one that is gone."""
+        ids = pipeline.assets()
+        found = self.store.find_many(list(ids)) if ids else {}
+        for image_id in ids:
+            if image_id not in found:
+                raise ApiError(400, "bad_pipeline", f"watermark: no image {image_id}")
+        try:
+            return {image_id: self.store.read(found[image_id]) for image_id in ids}
+        except FileGone:  # deleted since it was looked up
+            raise ApiError(400, "bad_pipeline", "watermark: the image was deleted") from None
 
     def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
         """Store a drawn variant (unless another render stored it first: then that one). If its original

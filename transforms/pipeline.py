@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from transforms.blur import blur
+from transforms.colour import PATTERN as COLOUR_PATTERN
 from transforms.decode import ImageInfo, animation_frames, animation_loop, decode, plain_jpeg, probe
 from transforms.encode import ANIMATED, WRITABLE, AnimationWriter, EncodeOptions, encode
 from transforms.errors import RenderTimeout
@@ -35,9 +36,12 @@ from transforms.geometry import crop, flip, rotate
 from transforms.gravity import GRAVITIES
 from transforms.grayscale import grayscale
 from transforms.jpeg_lossless import mirror_jpeg
+from transforms.layout import background, pad, trim
 from transforms.limits import Limits, Plan, Shape, Stage, decode_stage, encode_stage, image_bytes, pillow_bytes
 from transforms.mirror import mirror
 from transforms.resize import FITS, resize, target_size, thumbnail
+from transforms.sharpen import sharpen
+from transforms.watermark import watermark
 
 MAX_STEPS = 10
 MAX_SIDE = 16384
@@ -62,11 +66,17 @@ class Param:
     choices: tuple[str, ...] = ()
     default: Any = None
     implicit: bool = False  # its default is left out of the canonical spelling (a parameter added later)
+    pattern: str = ""  # a str parameter without choices: what it must look like
+    hint: str = ""  # and how to say so
 
     def parse(self, step: str, key: str, raw: str) -> Any:
         if self.choices:
             if raw not in self.choices:
                 raise PipelineError(f"{step}: {key} must be one of {', '.join(self.choices)}")
+            return raw
+        if self.kind is str:
+            if not re.fullmatch(self.pattern, raw):
+                raise PipelineError(f"{step}: {key} must be {self.hint}")
             return raw
         # ASCII digits only: int() and float() also take '٣٢', '1_0', 'nan' and 'inf'.
         if not (_INT if self.kind is int else _DECIMAL).fullmatch(raw):
@@ -140,8 +150,31 @@ def _plan_blur(shape: Shape, _: dict[str, Any]) -> tuple[Stage, ...]:
     return (Stage("blur", shape, 2 * image_bytes(shape) + 2 * pillow_bytes(shape)),)
 
 
+def _plan_pad(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
+    height, width, channels = shape
+    transparent = len(params["color"]) == 8 and channels in (1, 3)
+    out = (height + params["t"] + params["b"], width + params["l"] + params["r"], channels + transparent)
+    return (Stage("pad", out, 2 * image_bytes(shape) + image_bytes(out)),)
+
+
+def _plan_background(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
+    height, width, channels = shape
+    out = (height, width, {2: 3, 4: 3}.get(channels, channels))
+    return (Stage("background", out, image_bytes(shape) + 4 * image_bytes(out)),)
+
+
+def _plan_watermark(shape: Shape, params: dict[str, Any]) -> tuple[Stage, ...]:
+    """The mark decoded (its shape is put in params by plan()), its scaled copy, and a copy of the image."""
+    height, width, channels = shape
+    out = (height, width, max(3, channels))
+    mark = params.get("_mark", (1, 1, 4))
+    return (Stage("watermark", out, image_bytes(shape) + 2 * image_bytes(out) + decode_stage(mark).peak_bytes
+                  + 16 * height * width),)
+
+
 _SIDE = Param(int, 1, MAX_SIDE)
 _COORD = Param(int, 0, MAX_SIDE)
+_COLOUR = Param(str, default="ffffff", pattern=COLOUR_PATTERN, hint="rrggbb or rrggbbaa (hex)")
 _PLACE = {"g": Param(str, choices=GRAVITIES, default="center", implicit=True),
           "fx": Param(float, 0, 1), "fy": Param(float, 0, 1)}  # where a cover or crop window goes
 STEPS: dict[str, StepKind] = {
@@ -155,6 +188,18 @@ STEPS: dict[str, StepKind] = {
                        one_of=("w", "h")),
     "thumbnail": StepKind(thumbnail, _plan_thumbnail, {"size": _SIDE}, ("size",)),
     "blur": StepKind(blur, _plan_blur, {"r": Param(float, 0.1, 100)}, ("r",)),
+    "sharpen": StepKind(sharpen, _plan_blur, {"r": Param(float, 0.1, 20, default=1.0),
+                                              "amount": Param(int, 1, 500, default=100),
+                                              "threshold": Param(int, 0, 255, default=2)}),
+    "trim": StepKind(trim, lambda shape, _: _copy("trim", shape), {"threshold": Param(int, 0, 255, default=10)}),
+    "pad": StepKind(pad, _plan_pad, {side: Param(int, 0, MAX_SIDE, default=0) for side in ("t", "r", "b", "l")}
+                    | {"color": _COLOUR}),
+    "background": StepKind(background, _plan_background, {"color": _COLOUR}),
+    "watermark": StepKind(watermark, _plan_watermark,
+                          {"id": Param(str, pattern=r"[0-9a-f]{64}", hint="an image id (64 hex digits)"),
+                           "pos": Param(str, choices=tuple(g for g in GRAVITIES if g != "smart"), default="se"),
+                           "opacity": Param(float, 0, 1, default=1.0), "scale": Param(float, 0.01, 1, default=0.25)},
+                          ("id",)),
 }
 
 
@@ -163,9 +208,12 @@ class Step:
     name: str
     params: tuple[tuple[str, Any], ...] = ()
 
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
+    def apply(self, pixels: np.ndarray, marks: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """marks: the decoded images a watermark step places, by id."""
         kwargs = dict(self.params)
-        if self.name == "rotate":
+        if self.name == "watermark":
+            kwargs["mark"] = (marks or {})[kwargs.pop("id")]
+        elif self.name == "rotate":
             kwargs["degrees"] = int(kwargs.pop("deg"))
         elif self.name == "blur":
             kwargs["radius"] = kwargs.pop("r")
@@ -174,8 +222,11 @@ class Step:
         except ValueError as exc:  # e.g. a crop outside this image
             raise PipelineError(str(exc)) from None
 
-    def plan(self, shape: Shape) -> tuple[Stage, ...]:
-        return STEPS[self.name].plan(shape, dict(self.params))
+    def plan(self, shape: Shape, marks: Mapping[str, Shape] | None = None) -> tuple[Stage, ...]:
+        params = dict(self.params)
+        if self.name == "watermark":
+            params["_mark"] = (marks or {}).get(params["id"], (1, 1, 4))
+        return STEPS[self.name].plan(shape, params)
 
     def spelling(self) -> str:
         return ":".join([self.name, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params)])
@@ -197,6 +248,10 @@ class Pipeline:
         if source_format in WRITABLE:
             return source_format
         return "PNG" if alpha or source_format not in PHOTO_INPUTS else "JPEG"
+
+    def assets(self) -> tuple[str, ...]:
+        """The ids of other stored images the steps need (watermarks), each once."""
+        return tuple(dict.fromkeys(dict(step.params)["id"] for step in self.steps if step.name == "watermark"))
 
     def canonical(self) -> str:
         parts = [f"ops={','.join(step.spelling() for step in self.steps)}"]
@@ -287,15 +342,23 @@ class Rendered:
         return MEDIA_TYPES[self.format]
 
 
-def plan(data: bytes, pipeline: Pipeline, limits: Limits) -> Plan:
-    """Every stage's output size and peak memory, from the header alone; checked against the limits
-    (OutputTooLarge, OverBudget; a bad crop is a PipelineError). No pixel is decoded."""
+def plan(data: bytes, pipeline: Pipeline, limits: Limits, assets: Mapping[str, bytes] | None = None) -> Plan:
+    """Every stage's output size and peak memory, from the header alone (and the headers of assets, the
+    other images the steps place, by id); checked against the limits (OutputTooLarge, OverBudget; a bad
+    crop is a PipelineError). No pixel is decoded."""
     info = probe(data, limits)
+    assets = assets or {}
+    marks = {}
+    for image_id in pipeline.assets():
+        if image_id not in assets:
+            raise PipelineError(f"watermark: no image {image_id}")
+        mark = probe(assets[image_id], limits)
+        marks[image_id] = (mark.height, mark.width, 4)
     animation = _animation(info, pipeline)
     channels = 4 if animation else info.channels  # an animation's frames are composited as RGBA
     stages = [decode_stage((info.height, info.width, channels), info.deep)]
     for step in pipeline.steps:
-        stages.extend(step.plan(stages[-1].output))
+        stages.extend(step.plan(stages[-1].output, marks))
     stages.append(encode_stage(stages[-1].output))
     # The finished frames as the encoder takes them, and as much again for its own output and state
     # (bench/animation.py: 300 frames of 800x600 peaked at 0.6-1.0x this).
@@ -310,24 +373,27 @@ def _animation(info: ImageInfo, pipeline: Pipeline) -> bool:
 
 def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptions,
         deadline: float | None = None,
-        reserve: Callable[[int], AbstractContextManager[object]] = lambda _: nullcontext()) -> Rendered:
+        reserve: Callable[[int], AbstractContextManager[object]] = lambda _: nullcontext(),
+        assets: Mapping[str, bytes] | None = None) -> Rendered:
     """Plan (refusing what is over the limits), decode the original, apply the steps in order, encode.
 
     deadline (time.time()): checked between stages, so a render that has run out of time stops
     there with RenderTimeout instead of finishing for nobody. reserve: given the plan's peak bytes
-    before any pixel work, its context spans the render (a caller's memory budget)."""
-    with reserve(plan(data, pipeline, limits).peak_bytes):
-        return _render(data, pipeline, limits, options, deadline)
+    before any pixel work, its context spans the render (a caller's memory budget). assets: the
+    encoded images the steps place (pipeline.assets()), by id."""
+    with reserve(plan(data, pipeline, limits, assets).peak_bytes):
+        marks = {image_id: decode((assets or {})[image_id], limits).pixels for image_id in pipeline.assets()}
+        return _render(data, pipeline, limits, options, deadline, marks)
 
 
 def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
-            deadline: float | None) -> Rendered:
+            deadline: float | None, marks: Mapping[str, np.ndarray]) -> Rendered:
     clock = _Clock(deadline)
     if pipeline.quality:
         options = dataclasses.replace(options, jpeg_quality=pipeline.quality, webp_quality=pipeline.quality)
     info = probe(data, limits)
     if _animation(info, pipeline):
-        return _render_animation(data, pipeline, info, limits, options, clock)
+        return _render_animation(data, pipeline, info, limits, options, clock, marks)
     if options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
             and plain_jpeg(data, limits):
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
@@ -342,7 +408,7 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
     if steps[:1] == (Step("grayscale"),) and pixels.ndim == 2:
         steps = steps[1:]  # already luma: a gray source, or a JPEG's Y plane
     for step in steps:
-        pixels = step.apply(pixels)
+        pixels = step.apply(pixels, marks)
         clock.lap(step.name)
     fmt = pipeline.output_format(source_format, alpha=pixels.ndim == 3 and pixels.shape[2] in (2, 4))
     encoded = encode(pixels, fmt, options)
@@ -350,7 +416,7 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
 
 
 def _render_animation(data: bytes, pipeline: Pipeline, info: ImageInfo, limits: Limits, options: EncodeOptions,
-                      clock: _Clock) -> Rendered:
+                      clock: _Clock, marks: Mapping[str, np.ndarray]) -> Rendered:
     """Each frame decoded, stepped and kept for the encoder in turn (the plan holds room for the kept
     ones), with its duration; the loop count is the source's. The deadline is checked every frame."""
     fmt = pipeline.output_format(info.format, animated=True)
@@ -358,7 +424,7 @@ def _render_animation(data: bytes, pipeline: Pipeline, info: ImageInfo, limits: 
     size = None
     for pixels, duration in animation_frames(data, limits):
         for step in pipeline.steps:
-            pixels = step.apply(pixels)
+            pixels = step.apply(pixels, marks)
         if size not in (None, pixels.shape[:2]):
             raise PipelineError("the steps gave the animation's frames different sizes (trim it as a still image)")
         size = pixels.shape[:2]
@@ -404,6 +470,8 @@ def _shrink_target(pipeline: Pipeline) -> tuple[int, int] | None:
 def grammar() -> dict[str, Any]:
     """The steps and their parameters as data: for clients that build pipelines (the web console)."""
     def describe(param: Param) -> dict[str, Any]:
+        if param.kind is str and not param.choices:
+            return {"type": "str", "pattern": param.pattern, "default": param.default}
         if param.choices:
             return {"type": "choice", "choices": list(param.choices), "default": param.default}
         return {"type": param.kind.__name__, "min": param.low, "max": param.high, "default": param.default}

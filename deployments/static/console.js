@@ -379,7 +379,10 @@ async function imagePage(root, id) {
     const oneOf = ABOUT.steps[step.name].one_of;
     const hint = required ? "required" : oneOf.includes(key) ? `${oneOf.join(" or ")}` : "optional";
     let input;
-    if (p.type === "choice") {
+    if (p.type === "str") {
+      input = el("input", { id: id_, type: "text", pattern: p.pattern, placeholder: required ? "required" : p.default,
+        spellcheck: "false", autocomplete: "off" });
+    } else if (p.type === "choice") {
       input = el("select", { id: id_ });
       if (!required && p.default == null) input.append(el("option", { value: "", text: "—" }));
       for (const c of p.choices) input.append(el("option", { value: c, text: c }));
