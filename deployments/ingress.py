@@ -235,14 +235,21 @@ class Api:
                    responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})
     async def process(self, image_id: docs.ImageId, request: Request,
                       ops: str = Query("", description="Steps, e.g. grayscale,mirror,resize:w=800", examples=[
-                          "grayscale,mirror,resize:w=800:h=600:fit=cover"]),
+                          "grayscale,mirror,resize:w=800:h=600:fit=cover:g=smart,sharpen:r=1,pad:b=20:color=000000"]),
                       format: str | None = Query(None, description="jpeg, png, webp, avif or gif; default: keep",
                                                  examples=["webp"]),
                       quality: str | None = Query(None, description="1-100, for lossy formats",
-                                                  examples=["80"])) -> Response:
+                                                  examples=["80"]),
+                      progressive: str | None = Query(None, description="1: progressive JPEG", examples=["1"]),
+                      strip: str | None = Query(None, description="0: keep the original's EXIF (orientation "
+                                                "reset); default 1: no metadata", examples=["0"]),
+                      max_bytes: str | None = Query(None, description="lossy formats: the highest quality whose "
+                                                    "output fits in this many bytes", examples=["50000"])
+                      ) -> Response:
         """Apply a pipeline of steps (see the README for the grammar) and encode; cached like every variant."""
         self._check_id(image_id)
-        return await self._serve_variant(await self._pipeline(image_id, ops, format, quality), request)
+        output = {"progressive": progressive, "strip": strip, "max_bytes": max_bytes}
+        return await self._serve_variant(await self._pipeline(image_id, ops, format, quality, output), request)
 
     @docs.image_route(app, "/{image_id}/preset/{name}", response_class=Response,
                       responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})
@@ -251,10 +258,11 @@ class Api:
         self._check_id(image_id)
         return await self._serve_variant(await self._pipeline(image_id, f"preset:{name}", None, None), request)
 
-    async def _pipeline(self, image_id: str, ops: str, fmt: str | None, quality: str | None) -> VariantRequest:
+    async def _pipeline(self, image_id: str, ops: str, fmt: str | None, quality: str | None,
+                        output: dict[str, str | None] | None = None) -> VariantRequest:
         presets = await self.presets.current() if "preset:" in ops else None
         try:
-            pipeline = parse(ops, fmt, quality, presets)
+            pipeline = parse(ops, fmt, quality, presets, **(output or {}))
         except PipelineError as exc:
             raise ApiError(400, "bad_pipeline", str(exc)) from None
         return pipeline_request(self.settings, image_id, pipeline)

@@ -6,16 +6,18 @@ Outputs carry no EXIF, GPS or ICC: orientation is applied and colour is already 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from PIL import Image
 
 from transforms import jpeg
 from transforms.alpha import flatten_on_white
+from transforms.metadata import with_exif
 from transforms.png_fast import encode_png
 
 PNG_COMPRESSIONS = ("fast", "small")
+_EXIF_PREFIX = b"Exif\x00\x00"
 ENCODABLE = frozenset(("JPEG", "PNG", "WEBP", "AVIF", "GIF"))
 ANIMATED = frozenset(("GIF", "WEBP", "PNG"))  # outputs that keep an animation (PNG as APNG)
 # Formats an image may keep; AVIF is written on request only (slow to encode).
@@ -49,6 +51,59 @@ class EncodeOptions:
 def to_image(pixels: np.ndarray) -> Image.Image:
     """(H, W) -> L, (H, W, 2) -> LA, (H, W, 3) -> RGB, (H, W, 4) -> RGBA."""
     return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What a request asks of its output beyond the format and quality."""
+
+    progressive: bool = False  # JPEG: progressive scans (through Pillow's libjpeg-turbo)
+    exif: bytes | None = None  # keep this EXIF (strip=0; see transforms.metadata)
+    max_bytes: int | None = None  # lossy formats: the highest quality whose output fits, if any does
+
+
+LOSSY = frozenset(("JPEG", "WEBP", "AVIF"))
+_MAX_BYTES_TRIES = 6
+
+
+def encode_output(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: OutputOptions) -> bytes:
+    """encode() with the request's output options. max_bytes: a binary search over quality, at most
+    _MAX_BYTES_TRIES encodes; when even the lowest tried is too large, that smallest one is returned."""
+    def once(quality: int | None) -> bytes:
+        chosen = options if quality is None else replace(options, jpeg_quality=quality, webp_quality=quality)
+        data = _encode(pixels, fmt, chosen, output)
+        return with_exif(data, fmt, output.exif) if output.exif else data
+
+    best = once(None)
+    if output.max_bytes is None or fmt not in LOSSY or len(best) <= output.max_bytes:
+        return best
+    low, high = 1, (options.jpeg_quality if fmt == "JPEG" else options.webp_quality) - 1
+    for _ in range(_MAX_BYTES_TRIES - 1):
+        if low > high:
+            break
+        middle = (low + high) // 2
+        candidate = once(middle)
+        if len(candidate) <= output.max_bytes:
+            best, low = candidate, middle + 1
+        else:
+            best = candidate if len(best) > output.max_bytes and len(candidate) < len(best) else best
+            high = middle - 1
+    return best
+
+
+def _encode(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: OutputOptions) -> bytes:
+    if fmt == "JPEG" and output.progressive:
+        out = io.BytesIO()
+        to_image(flatten_on_white(pixels)).save(out, "JPEG", quality=options.jpeg_quality, progressive=True,
+                                                subsampling=2)
+        return out.getvalue()
+    if output.exif and fmt in ("WEBP", "AVIF"):
+        out = io.BytesIO()
+        quality = options.webp_quality
+        to_image(pixels).save(out, fmt, quality=quality, exif=_EXIF_PREFIX + output.exif,
+                              **({"speed": 8} if fmt == "AVIF" else {}))
+        return out.getvalue()
+    return encode(pixels, fmt, options)
 
 
 def encode(pixels: np.ndarray, fmt: str, options: EncodeOptions) -> bytes:

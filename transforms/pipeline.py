@@ -29,7 +29,7 @@ import numpy as np
 from transforms.blur import blur
 from transforms.colour import PATTERN as COLOUR_PATTERN
 from transforms.decode import ImageInfo, animation_frames, animation_loop, decode, plain_jpeg, probe
-from transforms.encode import ANIMATED, WRITABLE, AnimationWriter, EncodeOptions, encode
+from transforms.encode import ANIMATED, WRITABLE, AnimationWriter, EncodeOptions, OutputOptions, encode_output
 from transforms.errors import RenderTimeout
 from transforms.formats import MEDIA_TYPES
 from transforms.geometry import crop, flip, rotate
@@ -38,6 +38,7 @@ from transforms.grayscale import grayscale
 from transforms.jpeg_lossless import mirror_jpeg
 from transforms.layout import background, pad, trim
 from transforms.limits import Limits, Plan, Shape, Stage, decode_stage, encode_stage, image_bytes, pillow_bytes
+from transforms.metadata import exif_of
 from transforms.mirror import mirror
 from transforms.resize import FITS, resize, target_size, thumbnail
 from transforms.sharpen import sharpen
@@ -237,6 +238,9 @@ class Pipeline:
     steps: tuple[Step, ...] = ()
     format: str | None = None  # None: the source's format when we can write it, else PNG
     quality: int | None = None
+    progressive: bool = False  # JPEG output in progressive scans
+    strip: bool = True  # False: keep the original's EXIF (see transforms.metadata)
+    max_bytes: int | None = None  # lossy outputs: the highest quality that fits
 
     def output_format(self, source_format: str, animated: bool = False, alpha: bool = False) -> str:
         """The format asked for; else the source's when we write it (an animated GIF stays a GIF); a photo
@@ -259,6 +263,12 @@ class Pipeline:
             parts.append(f"format={self.format.lower()}")
         if self.quality:
             parts.append(f"quality={self.quality}")
+        if self.progressive:
+            parts.append("progressive=1")
+        if not self.strip:
+            parts.append("strip=0")
+        if self.max_bytes:
+            parts.append(f"max_bytes={self.max_bytes}")
         return "&".join(parts)
 
 
@@ -275,7 +285,8 @@ PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def parse(ops: str, fmt: str | None = None, quality: str | None = None,
-          presets: Mapping[str, Preset] | None = None) -> Pipeline:
+          presets: Mapping[str, Preset] | None = None, *, progressive: str | None = None,
+          strip: str | None = None, max_bytes: str | None = None) -> Pipeline:
     """A pipeline from the URL grammar. A `preset:<name>` step stands for that preset's steps (a preset
     holds no presets), so its variant is keyed by what it expands to: a changed preset is a new variant."""
     names: list[str] = []
@@ -326,7 +337,12 @@ def parse(ops: str, fmt: str | None = None, quality: str | None = None,
     level = None
     if quality:
         level = Param(int, 1, 100).parse("quality", "quality", quality)
-    return Pipeline(tuple(steps), out_format, level)
+    flag = Param(str, choices=("0", "1"))
+    return Pipeline(tuple(steps), out_format, level,
+                    progressive=bool(progressive) and flag.parse("output", "progressive", progressive) == "1",
+                    strip=not strip or flag.parse("output", "strip", strip) == "1",
+                    max_bytes=Param(int, 100, 100_000_000).parse("output", "max_bytes", max_bytes) if max_bytes
+                    else None)
 
 
 @dataclass(frozen=True)
@@ -395,7 +411,8 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
     if _animation(info, pipeline):
         return _render_animation(data, pipeline, info, limits, options, clock, marks)
     if options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
-            and plain_jpeg(data, limits):
+            and pipeline.canonical() == Pipeline(pipeline.steps, pipeline.format).canonical() \
+            and plain_jpeg(data, limits):  # nothing else asked of the output (no quality, EXIF, progressive...)
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
         if mirrored is not None:
             return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
@@ -411,7 +428,8 @@ def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOpti
         pixels = step.apply(pixels, marks)
         clock.lap(step.name)
     fmt = pipeline.output_format(source_format, alpha=pixels.ndim == 3 and pixels.shape[2] in (2, 4))
-    encoded = encode(pixels, fmt, options)
+    output = OutputOptions(pipeline.progressive, None if pipeline.strip else exif_of(data), pipeline.max_bytes)
+    encoded = encode_output(pixels, fmt, options, output)
     return Rendered(encoded, fmt, (pixels.shape[1], pixels.shape[0]), clock.lap("encode"))
 
 
