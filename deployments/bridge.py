@@ -44,6 +44,7 @@ from deployments.config import Settings
 from deployments.errors import ApiError
 from deployments.job_messages import InvalidJob, derived_job_id, parse_json_job, parse_operations
 from deployments.metrics import metrics
+from deployments.variants import job_result_path
 from storage import ImageStore
 from storage.jobs import JobStore
 from transforms import ImageError
@@ -125,7 +126,7 @@ class JobRunner:
         except (ImageError, ApiError) as exc:  # this item can't be done; the rest of the job goes on
             return {"status": "failed", "error": getattr(exc, "message", str(exc))}
         base = self.settings.public_url or f"http://{self.settings.http_host}:{self.settings.http_port}"
-        return {"status": "ok", "variant_id": variant["variant_id"], "url": f"{base}/{image_id}/{op}",
+        return {"status": "ok", "variant_id": variant["variant_id"], "url": base + job_result_path(image_id, op),
                 "content_type": variant["content_type"], "bytes": variant["bytes"]}
 
     @staticmethod

@@ -25,7 +25,7 @@ from ray import serve
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
 from deployments.errors import database_unavailable, file_gone
-from deployments.variants import Renderer, Variant, VariantRequest, image_record, seed_request
+from deployments.variants import Renderer, Variant, VariantRequest, image_record, job_request
 from storage import FileGone, ImageStore, StoredFile, content_id
 from transforms import OPERATIONS, Pipeline, encode, plan, render, validate
 from transforms.placeholder import placeholder
@@ -131,7 +131,7 @@ class Transformer:
         return cached, self.store.read_small(cached, self.settings.transform_return_max_bytes), False
 
     def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
-        stored, _ = self.renderer.variant(seed_request(self.settings, image_id, operation))
+        stored, _ = self.renderer.variant(job_request(self.settings, image_id, operation))
         return {"variant_id": stored.key, "content_type": stored.content_type, "bytes": stored.length}
 
     def _self_test(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from deployments.config import Settings
 from deployments.errors import RETRY_AFTER, ApiError, file_gone
+from deployments.job_messages import pipeline_of
 from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
 from storage import FileGone, ImageStore, StoredFile
@@ -65,6 +66,19 @@ def pipeline_request(settings: Settings, image_id: str, pipeline: Pipeline, oper
     configured = options.spelling(skip=("jpeg_quality", "webp_quality") if pipeline.quality else ())
     query = "&".join(part for part in (pipeline.canonical(), configured) if part)
     return VariantRequest(image_id, variant_key(image_id, "process", query), pipeline, operation, options)
+
+
+def job_request(settings: Settings, image_id: str, operation: str) -> VariantRequest:
+    """A batch job's operation: a seed operation's name, or a pipeline as the query of GET /{id}/process
+    (the same variant, under the same key, as that URL's)."""
+    if operation in OPERATIONS:
+        return seed_request(settings, image_id, operation)
+    return pipeline_request(settings, image_id, pipeline_of(operation))
+
+
+def job_result_path(image_id: str, operation: str) -> str:
+    """Where a job's result is served over HTTP."""
+    return f"/{image_id}/{operation}" if operation in OPERATIONS else f"/{image_id}/process?{operation}"
 
 
 def image_record(stored: StoredFile) -> dict[str, Any]:

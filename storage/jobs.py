@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
@@ -12,6 +13,18 @@ from storage.gridfs_store import ImageStore
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _field(operation: str) -> str:
+    """An operation as a field name: a pipeline's '.' (blur:r=1.5) and '$' would be read as a path."""
+    return operation.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def _readable(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Results keyed by the operations as they were given."""
+    for item in (doc or {}).get("items", ()):
+        item["results"] = {urllib.parse.unquote(key): value for key, value in item.get("results", {}).items()}
+    return doc
 
 
 class JobStore:
@@ -28,7 +41,7 @@ class JobStore:
             {"$setOnInsert": {"state": "queued", "operations": operations, "items": items, "created_at": _now(),
                               "progress": {"total": len(items) * len(operations), "done": 0, "failed": 0}}},
             upsert=True, return_document=ReturnDocument.AFTER)
-        return doc
+        return _readable(doc)
 
     def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
         update: dict[str, Any] = {"state": state, "updated_at": _now()}
@@ -38,13 +51,13 @@ class JobStore:
 
     def record(self, job_id: str, index: int, operation: str, result: dict[str, Any]) -> None:
         """Store one result; progress counts each (item, operation) once, however often it is redelivered."""
-        path = f"items.{index}.results.{operation}"
+        path = f"items.{index}.results.{_field(operation)}"
         counter = "progress.done" if result["status"] == "ok" else "progress.failed"
         self.jobs.update_one({"_id": job_id, path: {"$exists": False}},
                              {"$set": {path: result, "updated_at": _now()}, "$inc": {counter: 1}})
 
     def finish(self, job_id: str) -> dict[str, Any]:
-        doc = self.jobs.find_one({"_id": job_id})
+        doc = _readable(self.jobs.find_one({"_id": job_id}))
         assert doc is not None
         state = "failed" if doc["progress"]["failed"] else "done"
         self.set_state(job_id, state)
@@ -52,7 +65,7 @@ class JobStore:
         return doc
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.jobs.find_one({"_id": job_id})
+        return _readable(self.jobs.find_one({"_id": job_id}))
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest jobs first, without their per-item results."""

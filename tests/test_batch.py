@@ -76,6 +76,8 @@ def test_poison_messages_are_dead_lettered_with_a_reason(client, broker, setting
          "unknown image id"),
         (json.dumps({"items": [{"image_id": known}], "operations": ["sepia"]}).encode(), "application/json", {},
          "operations"),
+        (json.dumps({"items": [{"image_id": known}], "operations": ["ops=blur:r=0"]}).encode(), "application/json",
+         {}, "blur: r must be between"),
         (b"this is not an image", "image/png", {"x-operations": "png"}, "unsupported_format"),
         (encoded(photo(10, 10), "PNG"), "image/png", {}, "x-operations"),
         (b"<xml/>", "text/xml", {}, "content_type"),
@@ -221,3 +223,18 @@ def test_transient_failures_are_retried_with_backoff_then_given_up():
     assert time.monotonic() - started >= 1.0 + 2.0  # backoff: 1 s, then 2 s
     with pytest.raises(AutoReconnect):  # still failing after the last attempt: the caller requeues it
         _bridge_with(_FlakyRunner(failures=5), retries=2)._run_with_retries(None, b"")
+
+
+def test_pipelines_as_job_operations(client, store, broker):
+    """An operation may be a pipeline, spelled as the query of GET /{id}/process: stored under that URL's key."""
+    ids = upload_many(client, 2, size=(120, 80), seed=900)
+    pipeline = "ops=blur:r=1.5,resize:w=60:h=60:fit=cover:g=smart&format=webp"
+    reply = broker.reply(broker.job(ids, ["mirror", pipeline], job_id="pipelines"))
+    assert reply["state"] == "done" and reply["progress"] == {"total": 4, "done": 4, "failed": 0}, reply
+    for item in reply["items"]:
+        result = item["results"][pipeline]  # keyed by the operation as given, dots and all
+        assert result["url"].endswith(f"/{item['image_id']}/process?{pipeline}")
+        served = client.get(result["url"].split(":" + str(client.base_url.port), 1)[1])
+        assert served.headers["x-cache"] == "HIT" and served.headers["content-type"] == "image/webp"
+        assert opened(served.content).size == (60, 60)
+    assert client.get("/jobs/pipelines").json()["items"][0]["results"][pipeline]["status"] == "ok"

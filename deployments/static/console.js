@@ -581,7 +581,8 @@ function jobPage(root, jobId) {
     $("#job-count", root).textContent = `${done} done, ${failed} failed, of ${total}`;
     const items = job.items.slice(0, ROWS_SHOWN);
     thumbs ??= await imageUrls(items.map((item) => thumbPath(item.image_id)));
-    const links = await imageUrls(items.flatMap((item) => job.operations.map((op) => `/${item.image_id}/${op}`)));
+    const resultPath = (id, op) => (ABOUT.operations.includes(op) ? `/${id}/${op}` : `/${id}/process?${op}`);
+    const links = await imageUrls(items.flatMap((item) => job.operations.map((op) => resultPath(item.image_id, op))));
     $("thead tr", table).replaceChildren(el("th", { scope: "col", text: "Image" }),
       ...job.operations.map((op) => el("th", { scope: "col", text: op })));
     $("tbody", table).replaceChildren(...items.map((item, i) => el("tr", {},
