@@ -28,6 +28,9 @@ def test_process_pipeline_is_rendered_and_cached(client, store):
     expected = np.asarray(Image.fromarray(pixels).convert("L"))[:, ::-1]
     expected = np.asarray(Image.fromarray(np.ascontiguousarray(expected)).resize((150, 100), Image.Resampling.LANCZOS))
     assert np.abs(np.asarray(image.convert("L"), dtype=int) - expected).mean() < 3
+    # Answered first, stored just after: another ingress replica finds it once it is stored.
+    stored_soon(store, variant_key(image_id, "process", "ops=grayscale,mirror,resize:fit=contain:w=150&format=webp"
+                                                        "&quality=90"))
     again = client.get(f"/{image_id}/process?ops=grayscale,mirror,resize:w=150:fit=contain&quality=90&format=webp")
     assert again.headers["x-cache"] == "HIT" and again.content == first.content  # canonical spelling
     assert client.get(f"/{image_id}/process?ops=mirror").content == client.get(f"/{image_id}/mirror").content

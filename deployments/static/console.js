@@ -422,8 +422,9 @@ async function imagePage(root, id) {
   }
 
   function pipelinePath() {
-    const ops = steps.map((s) => [s.name, ...Object.entries(s.values).filter(([, v]) => v !== "" && v != null)
-      .map(([k, v]) => `${k}=${v}`)].join(":")).join(",");
+    const given = (s, k, v) => v !== "" && v != null && String(v) !== String(ABOUT.steps[s.name].params[k].default);
+    const ops = steps.map((s) => [s.name, ...Object.entries(s.values).filter(([k, v]) => given(s, k, v))
+      .map(([k, v]) => `${k}=${v}`)].join(":")).join(","); // defaults left out: the server fills them in
     const format = $("#format", root).value, quality = $("#quality", root).value;
     return `/${id}/process?ops=${queryValue(ops)}${format ? `&format=${format}` : ""}${quality ? `&quality=${queryValue(quality)}` : ""}`;
   }
