@@ -42,12 +42,15 @@ from ray.serve.handle import DeploymentHandle
 from deployments import amqp
 from deployments.config import Settings
 from deployments.errors import ApiError
-from deployments.job_messages import InvalidJob, derived_job_id, parse_json_job, parse_operations
+from deployments.job_messages import InvalidJob, derived_job_id, expanded, parse_json_job, parse_operations
 from deployments.metrics import metrics
+from deployments.presets_api import all_presets
 from deployments.variants import job_result_path
 from storage import ImageStore
 from storage.jobs import JobStore
+from storage.presets import PresetStore
 from transforms import ImageError
+from transforms.pipeline import Preset
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
@@ -71,7 +74,10 @@ class JobRunner:
         self.jobs = JobStore(self.store)
 
     def run(self, properties: pika.BasicProperties, body: bytes) -> dict[str, Any]:
-        job_id, image_ids, operations = self._parse(properties, body)
+        # Presets are read once per job, and only for a job that names one.
+        presets = all_presets(self.settings, PresetStore(self.store)) if b"preset:" in body else {}
+        job_id, image_ids, operations = self._parse(properties, body, presets)
+        renders = {op: expanded(op, presets) for op in operations}  # the transforms need no presets
         missing = [image_id for image_id in dict.fromkeys(image_ids) if self.store.find(image_id) is None]
         if missing:
             raise InvalidJob(f"unknown image id(s): {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
@@ -84,7 +90,7 @@ class JobRunner:
         for start in range(0, len(tasks), window):  # bounded fan-out across the transform replicas
             batch = tasks[start:start + window]
             outcomes = self._on_loop(lambda batch=batch: asyncio.gather(
-                *(self._materialise(image_id, op) for _, image_id, op in batch)))
+                *(self._materialise(image_id, op, renders[op]) for _, image_id, op in batch)))
             for (index, _, op), outcome in zip(batch, outcomes, strict=True):
                 self.jobs.record(job_id, index, op, outcome)
         return self._result(self.jobs.finish(job_id))
@@ -95,7 +101,8 @@ class JobRunner:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
 
-    def _parse(self, properties: pika.BasicProperties, body: bytes) -> tuple[str, list[str], list[str]]:
+    def _parse(self, properties: pika.BasicProperties, body: bytes,
+               presets: dict[str, Preset]) -> tuple[str, list[str], list[str]]:
         content_type = (properties.content_type or "").split(";")[0].strip().lower()
         headers = properties.headers or {}
         if content_type.startswith("image/"):
@@ -113,15 +120,16 @@ class JobRunner:
             job_id = str(headers.get("x-job-id") or derived_job_id(properties.message_id, body, ",".join(operations)))
             return job_id, [record["image_id"]], operations
         if content_type in ("application/json", ""):
-            job = parse_json_job(body)
+            job = parse_json_job(body, presets)
             return (job.job_id or derived_job_id(properties.message_id, body),
                     [item.image_id for item in job.items], job.operations)
         raise InvalidJob(f"unsupported content_type {content_type!r}: use application/json or image/*")
 
-    async def _materialise(self, image_id: str, op: str) -> dict[str, Any]:
-        """One item and operation: stored, or failed for a reason that retrying can't fix."""
+    async def _materialise(self, image_id: str, op: str, render: str) -> dict[str, Any]:
+        """One item and operation (render: what it expands to): stored, or failed for a reason that retrying
+        can't fix."""
         try:
-            variant = await asyncio.wait_for(self.transformer.materialise.remote(image_id, op),
+            variant = await asyncio.wait_for(self.transformer.materialise.remote(image_id, render),
                                              self.settings.request_timeout_s)
         except (ImageError, ApiError) as exc:  # this item can't be done; the rest of the job goes on
             return {"status": "failed", "error": getattr(exc, "message", str(exc))}

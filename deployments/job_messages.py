@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from transforms import OPERATIONS, Pipeline, PipelineError, parse
+from transforms.pipeline import Preset
 
 MAX_ITEMS = 10_000
 MAX_OPERATIONS = 20
@@ -44,27 +46,45 @@ class JobMessage(BaseModel):
 
     @field_validator("operations")
     @classmethod
-    def _known(cls, operations: list[str]) -> list[str]:
+    def _known(cls, operations: list[str], info: ValidationInfo) -> list[str]:
+        presets = (info.context or {}).get("presets", ANY_PRESET)
         for operation in operations:
-            check_operation(operation)
+            check_operation(operation, presets)
         return list(dict.fromkeys(operations))  # unique, in order
 
 
-def pipeline_of(operation: str) -> Pipeline:
-    """A job's pipeline operation (the query of GET /{id}/process) parsed; PipelineError if it is not one."""
+class _AnyPreset(dict[str, Preset]):
+    """Where the presets are not known yet (a message checked before it is run): any name is one."""
+
+    def get(self, name: str, default: object = None) -> Preset:  # type: ignore[override]
+        return Preset("")
+
+
+ANY_PRESET: Mapping[str, Preset] = _AnyPreset()
+
+
+def pipeline_of(operation: str, presets: Mapping[str, Preset] | None = None) -> Pipeline:
+    """A job's pipeline operation (the query of GET /{id}/process, presets allowed) parsed; PipelineError if it
+    is not one."""
     params = dict(urllib.parse.parse_qsl(operation, keep_blank_values=True))
     unknown = set(params) - {"ops", "format", "quality", "progressive", "strip", "max_bytes"}
     if "ops" not in params or unknown:
         raise PipelineError(f"{operation!r} is neither one of {', '.join(OPERATIONS)} nor ops=...[&format=...]")
-    return parse(params.pop("ops"), params.pop("format", None), params.pop("quality", None), **params)
+    return parse(params.pop("ops"), params.pop("format", None), params.pop("quality", None), presets, **params)
 
 
-def check_operation(operation: str) -> None:
+def check_operation(operation: str, presets: Mapping[str, Preset] | None = None) -> None:
     if operation not in OPERATIONS:
         try:
-            pipeline_of(operation)
+            pipeline_of(operation, presets)
         except PipelineError as exc:
             raise ValueError(str(exc)) from None
+
+
+def expanded(operation: str, presets: Mapping[str, Preset]) -> str:
+    """What the transform deployment renders for an operation: a seed name, or the canonical pipeline with
+    any preset expanded (so the renderer needs no presets)."""
+    return operation if operation in OPERATIONS else pipeline_of(operation, presets).canonical()
 
 
 def parse_operations(text: str) -> list[str]:
@@ -75,13 +95,14 @@ def parse_operations(text: str) -> list[str]:
     return list(dict.fromkeys(ops))  # unique, in order
 
 
-def parse_json_job(body: bytes) -> JobMessage:
+def parse_json_job(body: bytes, presets: Mapping[str, Preset] | None = None) -> JobMessage:
+    """The message checked against the schema and the grammar (against these presets when given)."""
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJob(f"body is not JSON: {exc}") from None
     try:
-        return JobMessage.model_validate(raw)
+        return JobMessage.model_validate(raw, context=None if presets is None else {"presets": presets})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"

@@ -20,7 +20,7 @@ from deployments import amqp
 from deployments import api_docs as docs
 from deployments.context import Context, context
 from deployments.errors import RETRY_AFTER, ApiError
-from deployments.job_messages import JobMessage
+from deployments.job_messages import JobMessage, check_operation
 from deployments.security import check_api_key
 
 router = APIRouter()
@@ -47,6 +47,13 @@ async def submit_job(job: JobMessage, ctx: Ctx, request: Request) -> JSONRespons
     check_api_key(request, ctx.settings.api_key_list)
     if not ctx.settings.amqp_url:
         raise ApiError(503, "batch_disabled", "batch jobs are off here (PROG_IMAGE_AMQP_URL is empty)")
+    if any("preset:" in op for op in job.operations):  # checked now against the presets there are
+        presets = await ctx.presets.current()
+        for op in job.operations:
+            try:
+                check_operation(op, presets)
+            except ValueError as exc:
+                raise ApiError(400, "bad_request", f"operations: {exc}") from None
     image_ids = [item.image_id for item in job.items]
     found = await asyncio.to_thread(ctx.store.find_many, list(dict.fromkeys(image_ids)))
     missing = [image_id for image_id in dict.fromkeys(image_ids) if image_id not in found]

@@ -48,9 +48,7 @@ class PresetBook:
 
     async def current(self) -> dict[str, Preset]:
         if time.monotonic() - self.read_at > PRESETS_TTL_S:
-            stored = await asyncio.to_thread(self.store.all)
-            self.cached = {name: Preset(doc["ops"], doc.get("format"), _text(doc.get("quality")))
-                           for name, doc in stored.items()}
+            self.cached = await asyncio.to_thread(stored_presets, self.store)
             self.read_at = time.monotonic()
         return {**self.cached, **self.fixed}
 
@@ -58,8 +56,15 @@ class PresetBook:
         self.read_at = float("-inf")
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def stored_presets(store: PresetStore) -> dict[str, Preset]:
+    """The presets set over HTTP (one query)."""
+    return {name: Preset(doc["ops"], doc.get("format"), None if doc.get("quality") is None else str(doc["quality"]))
+            for name, doc in store.all().items()}
+
+
+def all_presets(settings: Settings, store: PresetStore) -> dict[str, Preset]:
+    """Stored and configured presets (a configured one wins), read now: for a batch job."""
+    return {**stored_presets(store), **settings.preset_map}
 
 
 def _describe(preset: Preset, fixed: bool) -> dict[str, object]:

@@ -67,3 +67,22 @@ def test_configured_presets_are_fixed_and_keys_guard_changes(app_copy, client):
     assert httpx.put(f"{base}/presets/other", json={"ops": "mirror"}).status_code == 401
     fixed = httpx.put(f"{base}/presets/thumb", json={"ops": "mirror"}, headers={"X-API-Key": "k1"})
     assert fixed.status_code == 409 and error_code(fixed) == "preset_fixed"
+
+
+@pytest.mark.usefixtures("service")
+def test_presets_in_batch_jobs(client, broker, store):
+    image_id = upload(client, encoded(photo(160, 120, seed=79), "PNG"))["image_id"]
+    name = f"batch{int(time.time() * 1000) % 10**6}"
+    assert client.put(f"/presets/{name}", json={"ops": "resize:w=40:h=40:fit=cover", "format": "webp"}
+                      ).status_code == 204
+    operation = f"ops=preset:{name},grayscale"
+    reply = broker.reply(broker.job([image_id], [operation], job_id=f"job-{name}"))
+    assert reply["state"] == "done", reply
+    result = reply["items"][0]["results"][operation]
+    # stored under the key of what the preset expands to: the URL with the preset serves it from the store
+    expanded = client.get(f"/{image_id}/process", params={"ops": "resize:w=40:h=40:fit=cover,grayscale",
+                                                           "format": "webp"})
+    assert expanded.headers["x-cache"] == "HIT" and result["variant_id"].endswith("format=webp")
+    assert opened(expanded.content).size == (40, 40)
+    unknown = client.post("/jobs", json={"items": [{"image_id": image_id}], "operations": ["ops=preset:nope"]})
+    assert unknown.status_code == 400 and "unknown preset" in unknown.json()["error"]["message"]
