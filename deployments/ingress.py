@@ -235,7 +235,10 @@ class Api:
                    responses={**docs.IMAGE, **docs.errors(400, 403, 404, 503)})
     async def process(self, image_id: docs.ImageId, request: Request,
                       ops: str = Query("", description="Steps, e.g. grayscale,mirror,resize:w=800", examples=[
-                          "grayscale,mirror,resize:w=800:h=600:fit=cover:g=smart,sharpen:r=1,pad:b=20:color=000000"]),
+                          "grayscale,mirror,resize:w=800:h=600:fit=cover:g=smart,sharpen:r=1,pad:b=20:color=000000",
+                          "trim,background:color=ffffff,crop:w=400:h=400:fx=0.3:fy=0.4",
+                          f"thumbnail:size=600,watermark:id={docs.EXAMPLE_ID}:pos=se:opacity=0.5:scale=0.2",
+                          "preset:avatar,blur:r=1.5"]),
                       format: str | None = Query(None, description="jpeg, png, webp, avif or gif; default: keep",
                                                  examples=["webp"]),
                       quality: str | None = Query(None, description="1-100, for lossy formats",
