@@ -20,16 +20,19 @@ def build_app(settings: Settings) -> Application:
             "target_ongoing_requests": settings.transform_target_ongoing,
         },
         max_ongoing_requests=settings.transform_max_ongoing,
+        graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
         # Bounded: past this the handle raises BackPressureError and the ingress answers 503 at once.
         max_queued_requests=settings.transform_max_queued,
         ray_actor_options={"num_cpus": settings.transform_num_cpus,
                            **({"resources": {settings.transform_resource: 1}} if settings.transform_resource else {})},
     ).bind(settings)
     # The bridge consumes batch jobs on the same transform deployment as HTTP.
-    bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0}).bind(transformer, settings) \
+    bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0},
+                            graceful_shutdown_timeout_s=settings.shutdown_timeout_s).bind(transformer, settings) \
         if settings.amqp_url else None
     return Api.options(
         num_replicas=settings.ingress_replicas,
+        graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
         # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.
         max_ongoing_requests=settings.ingress_max_ongoing,
         max_queued_requests=settings.ingress_max_queued,

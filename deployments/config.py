@@ -106,6 +106,8 @@ class Settings:
     webp_quality: int = _setting(80, "WebP output quality, 1-100.")
     lossless_mirror: bool = _setting(False, "Mirror plain JPEGs in the DCT domain (needs libturbojpeg0 on every "
                                      "node; other output bytes than the default decode-flip-encode).")
+    shutdown_timeout_s: float = _setting(20.0, "How long a replica being stopped (scale-down, redeploy) may finish "
+                                               "its requests before it is killed.")
     presets: str = _setting("", "Named pipelines, ';'-separated: name=<ops>[&format=<f>][&quality=<q>], e.g. "
                                 "avatar=resize:w=128:h=128:fit=cover:g=smart&format=webp. PUT /presets adds more.")
 
@@ -131,7 +133,7 @@ class Settings:
                      "request_timeout_s", "transform_num_cpus",
                      "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
                      "ingress_render_slots", "amqp_prefetch", "job_retries", "transform_max_queued",
-                     "ingress_max_queued", "ingress_cache_ttl_s"):
+                     "ingress_max_queued", "ingress_cache_ttl_s", "shutdown_timeout_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
         try:

@@ -95,7 +95,8 @@ def app_copy(settings: Settings, service: str) -> Iterator:
     names = []
 
     def deploy(name: str, **changes: object) -> str:
-        small = {"ingress_replicas": 1, "ingress_num_cpus": 0.1, "transform_num_cpus": 0.2, "amqp_url": ""}
+        small = {"ingress_replicas": 1, "ingress_num_cpus": 0.1, "transform_num_cpus": 0.2, "amqp_url": "",
+                 "shutdown_timeout_s": 2.0}  # deleted after the test: no need to wait for stragglers
         serve.run(build_app(settings.replace(**{**small, **changes})), name=name, route_prefix=f"/{name}")
         names.append(name)
         wait_until_served(f"{service}/{name}")
@@ -103,7 +104,9 @@ def app_copy(settings: Settings, service: str) -> Iterator:
 
     yield deploy
     for name in names:
-        serve.delete(name)
+        # Not blocking: the replicas stop within shutdown_timeout_s, but the HTTP proxy keeps the old
+        # routes until its open client connections time out (30 s), which the next test need not wait for.
+        serve.delete(name, _blocking=False)
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +132,15 @@ def broker(settings: Settings) -> Iterator[Broker]:
     broker = Broker(settings)
     yield broker
     broker.close()
+
+
+# Tests that need a real server (mongod, RabbitMQ, Ray Serve, a browser or ssh): marked `system` by the
+# fixtures they use, so `pytest -m "not system"` is the quick lane of pure, in-process tests.
+SYSTEM_FIXTURES = frozenset({"service", "client", "store", "broker", "app_copy", "mongo_url", "amqp_url", "settings",
+                             "delete_queues", "browser", "page"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("system"):
+            item.add_marker(pytest.mark.system)

@@ -117,6 +117,7 @@ print(json.dumps({"estimate": estimate, "used": status("VmHWM") - before}))
     ("resize:w=6000:h=4000", "webp", 3000, 2000, 3), ("grayscale,mirror,rotate:deg=90", "png", 3000, 2000, 4),
     ("thumbnail:size=300", "png", 3000, 2000, 4), ("crop:x=0:y=0:w=100:h=100", "jpeg", 3000, 2000, 3),
 ])
+@pytest.mark.system  # a real process per case, measured: seconds each, not the quick lane
 def test_the_plan_is_an_upper_bound_of_the_real_peak(case):
     """Peak RSS growth of a real render (a fresh process each) never exceeds the plan's estimate."""
     out = subprocess.run([sys.executable, "-c", _MEASURE, json.dumps(case)], capture_output=True, text=True,
