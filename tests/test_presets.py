@@ -59,7 +59,7 @@ def test_presets_over_http(client):
 
 
 def test_configured_presets_are_fixed_and_keys_guard_changes(app_copy, client):
-    base = app_copy("presets", presets="thumb=thumbnail:size=64&format=png", api_keys="k1")
+    base = app_copy("fixedpresets", presets="thumb=thumbnail:size=64&format=png", api_keys="k1")
     image_id = upload(client, encoded(photo(200, 100, seed=78), "PNG"))["image_id"]
     thumb = httpx.get(f"{base}/{image_id}/preset/thumb", timeout=60)
     assert opened(thumb.content).size == (64, 32)
