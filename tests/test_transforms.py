@@ -157,3 +157,12 @@ def test_fast_png_chunks_are_well_formed_when_streamed_in_slices():
         at += 12 + length
     assert at == len(data) and kinds == [b"IHDR", b"IDAT", b"IEND"]
     assert np.array_equal(pixels_of(data), pixels)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 1), (5, 7, 2), (5, 7, 3), (5, 7, 4)])
+def test_mirror_is_exact_and_contiguous_for_every_layout(shape):
+    pixels = np.random.default_rng(9).integers(0, 256, shape, dtype=np.uint8)
+    out = mirror(pixels)
+    assert np.array_equal(out, pixels[:, ::-1]) and out.flags.c_contiguous
+    strided = pixels[:, ::2]  # not contiguous: the plain copy
+    assert np.array_equal(mirror(strided), strided[:, ::-1])
