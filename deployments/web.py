@@ -38,8 +38,11 @@ SIGNED_TTL_S = 3600
 MAX_SIGNED = 500
 
 
+Path4k = Annotated[str, Field(max_length=4096)]
+
+
 class SignRequest(BaseModel):
-    paths: Annotated[list[str], Field(min_length=1, max_length=MAX_SIGNED, description=(
+    paths: Annotated[list[Path4k], Field(min_length=1, max_length=MAX_SIGNED, description=(
         "Paths with their query, as the page would request them, e.g. /{id}/process?ops=grayscale."),
         examples=[[f"/{docs.EXAMPLE_ID}/grayscale"]])]
 

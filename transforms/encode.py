@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from transforms import jpeg
-from transforms.alpha import flatten_on_white
+from transforms.alpha import expand_gray, flatten_on_white
 from transforms.metadata import with_exif
 from transforms.png_fast import encode_png
 
@@ -167,9 +167,5 @@ def _palette(image: Image.Image) -> Image.Image:
 
 
 def _rgb(pixels: np.ndarray) -> Image.Image:
-    """RGB or RGBA, what every animated format takes (gray repeated into the colour channels)."""
-    if pixels.ndim == 2 or pixels.shape[2] == 1:
-        return Image.fromarray(np.ascontiguousarray(pixels.reshape(pixels.shape[:2]))).convert("RGB")
-    if pixels.shape[2] == 2:
-        return Image.fromarray(np.ascontiguousarray(pixels)).convert("RGBA")
-    return to_image(pixels)
+    """RGB or RGBA, what every animated format takes."""
+    return to_image(expand_gray(pixels))

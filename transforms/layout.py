@@ -7,15 +7,25 @@ import numpy as np
 from transforms.alpha import flatten, has_alpha
 from transforms.colour import fill_like, rgba
 
+_ROWS_PER_CHUNK = 256
+
 
 def trim(pixels: np.ndarray, threshold: int = 10) -> np.ndarray:
     """Remove the borders whose every pixel is within threshold (per channel) of the top-left pixel.
-    An image that is all border is left as it is."""
+    An image that is all border is left as it is. Compared in row chunks: the working memory stays small."""
     corner = pixels[0, 0].astype(np.int16)
-    differs = np.abs(pixels.astype(np.int16) - corner) > threshold
-    if differs.ndim == 3:
-        differs = differs.any(axis=2)
-    rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+    low = np.clip(corner - threshold, 0, 255).astype(np.uint8)
+    high = np.clip(corner + threshold, 0, 255).astype(np.uint8)
+    rows_differ = np.zeros(pixels.shape[0], bool)
+    cols_differ = np.zeros(pixels.shape[1], bool)
+    for top in range(0, pixels.shape[0], _ROWS_PER_CHUNK):
+        chunk = pixels[top:top + _ROWS_PER_CHUNK]
+        differs = (chunk < low) | (chunk > high)
+        if differs.ndim == 3:
+            differs = differs.any(axis=2)
+        rows_differ[top:top + _ROWS_PER_CHUNK] = differs.any(axis=1)
+        cols_differ |= differs.any(axis=0)
+    rows, cols = np.flatnonzero(rows_differ), np.flatnonzero(cols_differ)
     if not rows.size:
         return pixels
     return pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]

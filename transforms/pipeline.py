@@ -362,8 +362,11 @@ def plan(data: bytes, pipeline: Pipeline, limits: Limits, assets: Mapping[str, b
     """Every stage's output size and peak memory, from the header alone (and the headers of assets, the
     other images the steps place, by id); checked against the limits (OutputTooLarge, OverBudget; a bad
     crop is a PipelineError). No pixel is decoded."""
-    info = probe(data, limits)
-    assets = assets or {}
+    return _plan(probe(data, limits), len(data), pipeline, limits, assets or {})
+
+
+def _plan(info: ImageInfo, source_bytes: int, pipeline: Pipeline, limits: Limits,
+          assets: Mapping[str, bytes]) -> Plan:
     marks = {}
     for image_id in pipeline.assets():
         if image_id not in assets:
@@ -379,7 +382,7 @@ def plan(data: bytes, pipeline: Pipeline, limits: Limits, assets: Mapping[str, b
     # The finished frames as the encoder takes them, and as much again for its own output and state
     # (bench/animation.py: 300 frames of 800x600 peaked at 0.6-1.0x this).
     held = 2 * info.frames * pillow_bytes(stages[-1].output) if animation else 0
-    return Plan(tuple(stages), len(data), held).check(limits)
+    return Plan(tuple(stages), source_bytes, held).check(limits)
 
 
 def _animation(info: ImageInfo, pipeline: Pipeline) -> bool:
@@ -397,21 +400,21 @@ def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptio
     there with RenderTimeout instead of finishing for nobody. reserve: given the plan's peak bytes
     before any pixel work, its context spans the render (a caller's memory budget). assets: the
     encoded images the steps place (pipeline.assets()), by id."""
-    with reserve(plan(data, pipeline, limits, assets).peak_bytes):
+    info = probe(data, limits)  # once: the plan and the render share it
+    with reserve(_plan(info, len(data), pipeline, limits, assets or {}).peak_bytes):
         marks = {image_id: decode((assets or {})[image_id], limits).pixels for image_id in pipeline.assets()}
-        return _render(data, pipeline, limits, options, deadline, marks)
+        return _render(data, info, pipeline, limits, options, deadline, marks)
 
 
-def _render(data: bytes, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
+def _render(data: bytes, info: ImageInfo, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
             deadline: float | None, marks: Mapping[str, np.ndarray]) -> Rendered:
     clock = _Clock(deadline)
     if pipeline.quality:
         options = dataclasses.replace(options, jpeg_quality=pipeline.quality, webp_quality=pipeline.quality)
-    info = probe(data, limits)
     if _animation(info, pipeline):
         return _render_animation(data, pipeline, info, limits, options, clock, marks)
     if options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
-            and pipeline.canonical() == Pipeline(pipeline.steps, pipeline.format).canonical() \
+            and pipeline == Pipeline(pipeline.steps, pipeline.format) \
             and plain_jpeg(data, limits):  # nothing else asked of the output (no quality, EXIF, progressive...)
         mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
         if mirrored is not None:

@@ -13,7 +13,7 @@ import blurhash
 import numpy as np
 from PIL import Image
 
-from transforms.alpha import flatten_on_white
+from transforms.alpha import expand_gray, flatten_on_white
 
 SAMPLE_SIDE = 32
 COMPONENTS = (4, 3)  # BlurHash x and y components: the usual choice for landscape and portrait alike
@@ -29,11 +29,7 @@ def sample(pixels: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
     """At most side x side RGB pixels spread evenly over the image (alpha flattened onto white)."""
     step = max(1, -(-max(pixels.shape[:2]) // side))
     small = np.ascontiguousarray(pixels[::step, ::step])
-    if small.ndim == 3 and small.shape[2] in (2, 4):
-        small = flatten_on_white(small)
-    if small.ndim == 2 or small.shape[2] == 1:
-        small = np.repeat(small.reshape(small.shape[0], small.shape[1], 1), 3, axis=2)
-    return small
+    return expand_gray(flatten_on_white(small))
 
 
 def dominant_color(rgb: np.ndarray) -> str:
