@@ -288,7 +288,9 @@ def test_console_with_signed_urls_and_api_keys(page, app_copy, client):
     open_console(page, f"{base}/#/{image_id}")
     # Without a key the server signs nothing: the page says why and asks for the key.
     wait(page, lambda d: css(d, "#key-dialog").get_attribute("open") is not None)
-    assert "unauthorized" in css(page, "#alerts").get_attribute("textContent")
+    # The refusal is shown where it happened: an alert (a failed request) or the page's own error block.
+    said = "return document.querySelector('#alerts').textContent + document.querySelector('#view').textContent"
+    assert "unauthorized" in page.execute_script(said)
     css(page, "#key-input").send_keys("k1")
     css(page, "#key-save").click()
     wait(page, lambda d: loaded_size(d, "#original"))
