@@ -31,7 +31,11 @@ def build_app(settings: Settings) -> Application:
                             graceful_shutdown_timeout_s=settings.shutdown_timeout_s).bind(transformer, settings) \
         if settings.amqp_url else None
     return Api.options(
-        num_replicas=settings.ingress_replicas,
+        autoscaling_config={
+            "min_replicas": settings.ingress_min_replicas,
+            "max_replicas": settings.ingress_max_replicas,
+            "target_ongoing_requests": settings.ingress_target_ongoing,
+        },
         graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
         # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.
         max_ongoing_requests=settings.ingress_max_ongoing,

@@ -41,7 +41,6 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments import amqp
 from deployments.config import Settings
-from deployments.errors import ApiError
 from deployments.job_messages import InvalidJob, derived_job_id, expanded, parse_json_job, parse_operations
 from deployments.metrics import metrics
 from deployments.presets_api import all_presets
@@ -49,14 +48,15 @@ from deployments.variants import job_result_path
 from storage import ImageStore
 from storage.jobs import JobStore
 from storage.presets import PresetStore
-from transforms import ImageError
+from transforms import ImageError, Overloaded, Unavailable
 from transforms.pipeline import Preset
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
 
 # Worth retrying: the database, the cluster or a deadline hiccuped. Anything else is permanent.
-TRANSIENT = (PyMongoError, BackPressureError, RayActorError, TimeoutError, ConnectionError)
+TRANSIENT = (PyMongoError, BackPressureError, RayActorError, TimeoutError, ConnectionError, Overloaded, Unavailable)
+PROGRESS_EVERY_S = 0.25  # a job's progress is written at most this often (results in bulk)
 
 
 class JobRunner:
@@ -77,23 +77,68 @@ class JobRunner:
         # Presets are read once per job, and only for a job that names one.
         presets = all_presets(self.settings, PresetStore(self.store)) if b"preset:" in body else {}
         job_id, image_ids, operations = self._parse(properties, body, presets)
-        renders = {op: expanded(op, presets) for op in operations}  # the transforms need no presets
-        missing = [image_id for image_id in dict.fromkeys(image_ids) if self.store.find(image_id) is None]
+        renders = [expanded(op, presets) for op in operations]  # the transforms need no presets
+        found = self.store.find_many(list(dict.fromkeys(image_ids)))  # one query for the whole job
+        missing = [image_id for image_id in dict.fromkeys(image_ids) if image_id not in found]
         if missing:
             raise InvalidJob(f"unknown image id(s): {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
         doc = self.jobs.begin(job_id, image_ids, operations)
         if doc["state"] in ("done", "failed"):  # redelivered after we finished: only the ack was lost
             return self._result(doc)
         self.jobs.set_state(job_id, "running")
-        tasks = [(index, image_id, op) for index, image_id in enumerate(image_ids) for op in operations]
-        window = max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing)
-        for start in range(0, len(tasks), window):  # bounded fan-out across the transform replicas
-            batch = tasks[start:start + window]
-            outcomes = self._on_loop(lambda batch=batch: asyncio.gather(
-                *(self._materialise(image_id, op, renders[op]) for _, image_id, op in batch)))
-            for (index, _, op), outcome in zip(batch, outcomes, strict=True):
-                self.jobs.record(job_id, index, op, outcome)
+        # A redelivery renders only the items without every result (stored ones are found, not redone).
+        todo = [index for index, item in enumerate(doc["items"]) if len(item["results"]) < len(operations)]
+        self._on_loop(lambda: self._render_items(job_id, image_ids, todo, operations, renders))
         return self._result(self.jobs.finish(job_id))
+
+    async def _render_items(self, job_id: str, image_ids: list[str], todo: list[int], operations: list[str],
+                            renders: list[str]) -> None:
+        """Each item (one original, every operation) on a transform replica anywhere in the cluster, a bounded
+        number at once; results are written in bulk, at most every PROGRESS_EVERY_S. The first transient
+        failure stops the rest (the job is retried; what was stored is found then)."""
+        window = asyncio.Semaphore(max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing))
+        landed: list[tuple[int, str, dict[str, Any]]] = []
+        flushed = time.monotonic()
+        writing = asyncio.Lock()
+
+        async def flush() -> None:
+            nonlocal flushed
+            async with writing:
+                batch, landed[:] = landed[:], []
+                flushed = time.monotonic()
+                if batch:
+                    await asyncio.to_thread(self.jobs.record_many, job_id, batch)
+
+        async def item(index: int) -> None:
+            image_id = image_ids[index]
+            async with window:
+                deadline = time.time() + self.settings.request_timeout_s
+                try:
+                    outcomes = await asyncio.wait_for(self.transformer.render_item.remote(image_id, renders, deadline),
+                                                      self.settings.request_timeout_s + 2)
+                except ImageError as exc:  # this item can't be done (unless it is transient); the rest goes on
+                    if isinstance(exc, TRANSIENT):
+                        raise
+                    outcomes = [{"status": "failed", "error": f"{exc.code}: {exc.message}"}] * len(renders)
+            for op, outcome in zip(operations, outcomes, strict=True):
+                landed.append((index, op, self._described(image_id, op, outcome)))
+            if time.monotonic() - flushed >= PROGRESS_EVERY_S:
+                await flush()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in todo:
+                    group.create_task(item(index))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        await flush()
+
+    def _described(self, image_id: str, op: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        """A stored result with the URL that serves it."""
+        if outcome["status"] != "ok":
+            return outcome
+        base = self.settings.public_url or f"http://{self.settings.http_host}:{self.settings.http_port}"
+        return {**outcome, "url": base + job_result_path(image_id, op)}
 
     def _on_loop(self, make: Callable[[], Awaitable[T]]) -> T:
         async def run() -> T:
@@ -116,6 +161,8 @@ class JobRunner:
                 record = self._on_loop(lambda: asyncio.wait_for(self.transformer.ingest.remote(body),
                                                                 self.settings.request_timeout_s))
             except ImageError as exc:
+                if isinstance(exc, TRANSIENT):
+                    raise
                 raise InvalidJob(f"{exc.code}: {exc.message}") from None
             job_id = str(headers.get("x-job-id") or derived_job_id(properties.message_id, body, ",".join(operations)))
             return job_id, [record["image_id"]], operations
@@ -124,18 +171,6 @@ class JobRunner:
             return (job.job_id or derived_job_id(properties.message_id, body),
                     [item.image_id for item in job.items], job.operations)
         raise InvalidJob(f"unsupported content_type {content_type!r}: use application/json or image/*")
-
-    async def _materialise(self, image_id: str, op: str, render: str) -> dict[str, Any]:
-        """One item and operation (render: what it expands to): stored, or failed for a reason that retrying
-        can't fix."""
-        try:
-            variant = await asyncio.wait_for(self.transformer.materialise.remote(image_id, render),
-                                             self.settings.request_timeout_s)
-        except (ImageError, ApiError) as exc:  # this item can't be done; the rest of the job goes on
-            return {"status": "failed", "error": getattr(exc, "message", str(exc))}
-        base = self.settings.public_url or f"http://{self.settings.http_host}:{self.settings.http_port}"
-        return {"status": "ok", "variant_id": variant["variant_id"], "url": base + job_result_path(image_id, op),
-                "content_type": variant["content_type"], "bytes": variant["bytes"]}
 
     @staticmethod
     def _result(doc: dict[str, Any]) -> dict[str, Any]:

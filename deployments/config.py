@@ -48,29 +48,29 @@ class Settings:
     transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
     transform_max_ongoing: int = _setting(2, "Requests one transform replica runs at once (two overlap one's I/O "
                                              "with the other's codec work; more oversubscribes the cores).")
-    transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + 2 ingresses x 0.2 "
+    transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + 4 ingresses x 0.1 "
                                               "fit 2 cores).")
     transform_max_queued: int = _setting(32, "Requests waiting for a transform replica beyond which the "
                                              "ingress answers 503 with Retry-After.")
-    transform_return_max_bytes: int = _setting(
-        1_000_000_000, "Rendered variants up to this size travel back to the ingress in the reply; larger "
-                       "ones are only stored, and the ingress streams them from GridFS.")
     transform_resource: str = _setting("", "Custom Ray resource a transform replica needs one unit of "
                                            "(placement: give nodes e.g. --resources='{\"prog_image_transform\": 4}').")
-    ingress_replicas: int = _setting(2, "HTTP ingress replicas. Two: one replica's Python (one GIL) held uncached "
-                                        "1 MP renders to about one core (bench: 88 -> 133 req/s at concurrency 2).")
-    ingress_num_cpus: float = _setting(0.2, "CPUs reserved per ingress replica.")
+    ingress_min_replicas: int = _setting(2, "Autoscaling lower bound for the HTTP ingress, which renders typical "
+                                            "originals itself (see ingress_render_max_pixels). Two: one replica's "
+                                            "Python (one GIL) held uncached 1 MP renders to about one core.")
+    ingress_max_replicas: int = _setting(4, "Autoscaling upper bound for the HTTP ingress: render capacity grows "
+                                            "with the cluster (set it to about 2 per node).")
+    ingress_target_ongoing: float = _setting(4.0, "Autoscaling target of ongoing requests per ingress replica "
+                                                  "(renders waiting for a slot count; cache hits barely do).")
+    ingress_num_cpus: float = _setting(0.1, "CPUs reserved per ingress replica.")
     ingress_max_ongoing: int = _setting(64, "Requests one ingress replica holds at once.")
     ingress_max_queued: int = _setting(256, "Requests waiting for the ingress beyond which the proxy answers 503.")
     ingress_render_max_pixels: int = _setting(
-        16_000_000, "Originals up to this many pixels are rendered in the ingress replica itself when one of "
-                    "its render slots is free (no hop to a transform replica, no copy of the result through "
-                    "Ray; bench: 1.1-1.4x the uncached rate at 1 MP, 12 MP jpeg at concurrency 8 45% -> 60% "
-                    "of the ceiling against 4 MP); 0: always use the transform deployment.")
-    ingress_render_slots: int = _setting(2, "Renders one ingress replica runs at once (see ingress_render_max_pixels).")
-    ingress_render_queue: int = _setting(4, "Renders that may wait for one of an ingress replica's slots before a "
-                                            "small original goes to the transform deployment (bench: 1 MP jpeg at "
-                                            "concurrency 8, 113 -> 147 req/s against 0, handing over at once).")
+        16_000_000, "The placement rule: originals up to this many pixels render in the ingress replica that "
+                    "took the request (no hop to a transform replica, no copy of the result through Ray; bench: "
+                    "1.1-1.4x the uncached rate at 1 MP); larger ones, and every batch item, on the transform "
+                    "deployment. 0: always the transform deployment.")
+    ingress_render_slots: int = _setting(2, "Renders one ingress replica runs at once; more wait their turn there "
+                                            "(and count toward its autoscaling).")
     ingress_cache_bytes: int = _setting(64 * 2**20, "Memory for recently served variants (up to 1 MiB each) in each "
                                                     "ingress replica, so a hit needs no database round trip; 0: off.")
     ingress_cache_ttl_s: float = _setting(60.0, "How long a variant stays in an ingress's memory: the most another "
@@ -88,7 +88,7 @@ class Settings:
     render_memory_mb: int = _setting(0, "Memory for renders in one replica, shared by its concurrent renders "
                                         "(one may use all of it; a render that needs more is a 422 over_budget, "
                                         "one that must wait too long a 503). 0: half the node's memory divided "
-                                        "by the replicas that render (INGRESS_REPLICAS + TRANSFORM_MAX_REPLICAS).")
+                                        "by the replicas that may render (INGRESS_ and TRANSFORM_MAX_REPLICAS).")
     request_timeout_s: float = _setting(30.0, "Processing time allowed per request (503 timeout beyond; the "
                                               "render stops at its next stage and nothing of it is stored).")
     upload_timeout_s: float = _setting(60.0, "Time allowed to receive an upload's body (408 beyond).")
@@ -123,7 +123,9 @@ class Settings:
             problems.append(f"PNG_COMPRESSION must be one of {', '.join(PNG_COMPRESSIONS)}")
         if not 1 <= self.webp_quality <= 100:
             problems.append("WEBP_QUALITY must be 1-100")
-        for name in ("ingress_render_max_pixels", "ingress_render_queue", "ingress_cache_bytes"):
+        if not 1 <= self.ingress_min_replicas <= self.ingress_max_replicas:
+            problems.append("need 1 <= INGRESS_MIN_REPLICAS <= INGRESS_MAX_REPLICAS")
+        for name in ("ingress_render_max_pixels", "ingress_cache_bytes"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.upper()} must not be negative")
         if self.render_memory_mb < 0:
@@ -131,7 +133,7 @@ class Settings:
         for name in ("max_upload_bytes", "max_pixels", "max_output_pixels", "max_frames", "max_animation_pixels",
                      "max_scans", "upload_timeout_s", "upload_idle_s", "max_concurrent_uploads",
                      "request_timeout_s", "transform_num_cpus",
-                     "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_replicas",
+                     "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_target_ongoing",
                      "ingress_render_slots", "amqp_prefetch", "job_retries", "transform_max_queued",
                      "ingress_max_queued", "ingress_cache_ttl_s", "shutdown_timeout_s"):
             if getattr(self, name) <= 0:
@@ -182,7 +184,7 @@ class Settings:
         if self.render_memory_mb:
             return self.render_memory_mb << 20
         node = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return node // 2 // (self.ingress_replicas + self.transform_max_replicas)
+        return node // 2 // (self.ingress_max_replicas + self.transform_max_replicas)
 
     @property
     def limits(self) -> Limits:

@@ -1,4 +1,5 @@
-"""The one JSON error shape: {"error": {"code": str, "message": str}}."""
+"""The one JSON error shape, {"error": {"code": str, "message": str}}, and the one table from a domain
+error's code to its HTTP status."""
 
 from __future__ import annotations
 
@@ -8,43 +9,59 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage import FileGone
-from transforms import ImageError
+from transforms import ImageError, NotFound, Overloaded, Unavailable
 
 RETRY_AFTER = {"Retry-After": "1"}
 DATABASE_RETRY_AFTER = {"Retry-After": "5"}
 log = logging.getLogger("ray.serve")
 
+# A domain error's code -> HTTP status (transforms.errors); a code not here is a 400.
+STATUS = {"unsupported_format": 415, "not_found": 404, "image_too_large": 422, "image_too_complex": 422,
+          "output_too_large": 422, "over_budget": 422, "timeout": 503, "overloaded": 503, "unavailable": 503}
+
 
 class ApiError(Exception):
+    """An HTTP-only refusal raised by the ingress itself (a missing form field, a bad key or signature)."""
+
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
-    def __reduce__(self) -> tuple:
-        # Raised in a transform replica, re-raised in the ingress: it must survive pickling.
-        return type(self), (self.status, self.code, self.message, self.headers)
+
+def database_unavailable(exc: ConnectionFailure) -> Unavailable:
+    """MongoDB unreachable (down, restarting, partitioned): the client may retry, nothing is lost."""
+    return Unavailable(f"the database is unreachable ({type(exc).__name__}); retry shortly")
+
+
+def domain_error(exc: Exception) -> ImageError | None:
+    """The domain error an exception from storage or transforms stands for (None: a fault of ours)."""
+    if isinstance(exc, ImageError):
+        return exc
+    if isinstance(exc, FileGone):  # deleted while it was read: as if it had never been there
+        return NotFound(f"deleted: {exc}")
+    if isinstance(exc, ConnectionFailure):
+        return database_unavailable(exc)
+    if isinstance(exc, BackPressureError):  # the transform deployment's queue is full
+        return Overloaded("the service is saturated; retry shortly")
+    if isinstance(exc, RayActorError):  # a replica died mid-request
+        return Unavailable("a transform replica failed; retry shortly")
+    return None
+
+
+def as_api_error(exc: ImageError) -> ApiError:
+    status = STATUS.get(exc.code, 400)
+    if status != 503:
+        return ApiError(status, exc.code, exc.message)
+    return ApiError(status, exc.code, exc.message, DATABASE_RETRY_AFTER if exc.code == "unavailable" else RETRY_AFTER)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-def database_unavailable(exc: ConnectionFailure) -> ApiError:
-    """MongoDB unreachable (down, restarting, partitioned): the client may retry, nothing is lost."""
-    return ApiError(503, "unavailable", f"the database is unreachable ({type(exc).__name__}); retry shortly",
-                    DATABASE_RETRY_AFTER)
-
-
-def image_error(exc: ImageError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message, RETRY_AFTER if exc.status == 503 else None)
-
-
-def file_gone(exc: FileGone) -> ApiError:
-    """A file deleted while it was being read: as if it had never been there."""
-    return ApiError(404, "not_found", f"deleted: {exc}")
 
 
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
@@ -56,16 +73,12 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(ImageError)
-    async def _image(request: Request, exc: ImageError) -> JSONResponse:
-        return await _api(request, image_error(exc))
-
     @app.exception_handler(FileGone)
-    async def _gone(request: Request, exc: FileGone) -> JSONResponse:
-        return await _api(request, file_gone(exc))
-
     @app.exception_handler(ConnectionFailure)
-    async def _database(request: Request, exc: ConnectionFailure) -> JSONResponse:
-        return await _api(request, database_unavailable(exc))
+    @app.exception_handler(BackPressureError)
+    @app.exception_handler(RayActorError)
+    async def _domain(request: Request, exc: Exception) -> JSONResponse:
+        return await _api(request, as_api_error(domain_error(exc)))  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

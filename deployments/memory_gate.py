@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from deployments.errors import RETRY_AFTER, ApiError
+from transforms import Overloaded
 
 
 class MemoryGate:
@@ -30,8 +30,8 @@ class MemoryGate:
             while self.reserved + size > self.budget:
                 remaining = deadline - time.time()
                 if remaining <= 0:
-                    raise ApiError(503, "overloaded", f"renders in this replica hold {self.reserved >> 20} of its "
-                                   f"{self.budget >> 20} MB; retry shortly", RETRY_AFTER)
+                    raise Overloaded(f"renders in this replica hold {self.reserved >> 20} of its "
+                                     f"{self.budget >> 20} MB; retry shortly")
                 self._changed.wait(remaining)
             self.reserved += size
         try:

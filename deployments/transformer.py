@@ -1,10 +1,9 @@
-"""The transform deployment: uploads are validated, batch jobs and larger originals rendered here.
+"""The transform deployment: uploads are validated, batch items and larger originals rendered here.
 
-Where the bytes go: this replica reads the original from GridFS itself, by id. The ingress sends
-only the id and the pipeline, so an original never crosses the cluster to reach a transform; the
-output is stored in GridFS here as the cached variant (so later requests never reach this
-deployment at all) and comes back in the reply only when it is small enough
-(transform_return_max_bytes); otherwise the ingress streams it from GridFS.
+Where the bytes go: this replica reads the original from GridFS itself. The ingress sends only the
+pipeline and the original's file description, so an original never crosses the cluster to reach a
+transform; the output is stored in GridFS here as the cached variant (later requests never reach
+this deployment at all) and travels back in the reply.
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ from ray import serve
 
 from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
-from deployments.errors import database_unavailable, file_gone
-from deployments.variants import Renderer, Variant, VariantRequest, image_record, job_request
+from deployments.errors import domain_error
+from deployments.render_service import RenderService, node_name
+from deployments.variants import Variant, VariantRequest, image_record
 from storage import FileGone, ImageStore, StoredFile, content_id
 from transforms import OPERATIONS, Pipeline, encode, plan, render, validate
 from transforms.placeholder import placeholder
@@ -34,17 +34,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def storage_errors_as_api_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """A pymongo error crosses Ray badly (it may not unpickle): the caller gets a plain 503 ApiError, and a
-    404 for a file deleted while it was read."""
+def domain_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A pymongo error crosses Ray badly (it may not unpickle): the caller gets its domain error instead
+    (Unavailable, or NotFound for a file deleted while it was read)."""
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
-        except ConnectionFailure as exc:
-            raise database_unavailable(exc) from None
-        except FileGone as exc:
-            raise file_gone(exc) from None
+        except (ConnectionFailure, FileGone) as exc:
+            raise domain_error(exc) from None
     return wrapper
 
 
@@ -56,33 +54,23 @@ class Transformer:
         # No database call here: a replica must start (and stay up) while MongoDB is down. The store
         # makes its indexes before its first write.
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
-        self.renderer = Renderer(settings, self.store)
+        self.service = RenderService(settings, self.store, node_name("transform"))
 
-    @storage_errors_as_api_errors
+    @domain_errors
     async def ingest(self, data: bytes, deadline: float = float("inf")) -> dict[str, Any]:
         """Validate an upload with a full decode, then store it under its content id (unless the deadline
         passed meanwhile: the client was answered 503, so nothing is stored)."""
         return await asyncio.to_thread(self._ingest, data, deadline)
 
-    @storage_errors_as_api_errors
-    async def render(self, request: VariantRequest) -> Variant:
-        """The variant; a new one comes back with its bytes before it is stored (unless too large to return:
-        then stored first, for the ingress to stream it)."""
-        stored, data, drawn = await asyncio.to_thread(self._render, request)
-        limit = self.settings.transform_return_max_bytes
-        if stored.length > limit:
-            if drawn:
-                stored = await asyncio.to_thread(self.renderer.keep, stored, data)
-            return Variant(stored, None, "transform")
-        if drawn:
-            self.renderer.keep_later(stored, data)
-        return Variant(stored, data, "transform")
+    async def render(self, wanted: VariantRequest, original: StoredFile) -> Variant:
+        """An original above the ingress's placement limit, rendered here (answered before it is stored)."""
+        return await self.service.render(wanted, original)
 
-    async def materialise(self, image_id: str, operation: str) -> dict[str, Any]:
-        """Make sure the variant is stored; return its id, not its bytes (batch jobs don't need them).
-        A database outage is a ConnectionError (it crosses Ray intact): the bridge retries the job."""
+    async def render_item(self, image_id: str, operations: list[str], deadline: float) -> list[dict[str, Any]]:
+        """A batch item: every operation on one original (see RenderService.render_item). A database outage is
+        a ConnectionError (it crosses Ray intact): the bridge retries the job."""
         try:
-            return await asyncio.to_thread(self._materialise, image_id, operation)
+            return await asyncio.to_thread(self.service.render_item, image_id, operations, deadline)
         except ConnectionFailure as exc:
             raise ConnectionError(f"the database is unreachable: {type(exc).__name__}") from None
 
@@ -108,34 +96,22 @@ class Transformer:
         image_id = content_id(data)
         stored = self.store.find(image_id)
         if stored is None:
-            limits = self.renderer.limits
-            with self.renderer.gate.reserve(plan(data, Pipeline(), limits).peak_bytes, deadline):
+            limits = self.service.limits
+            with self.service.gate.reserve(plan(data, Pipeline(), limits).peak_bytes, deadline):
                 decoded = validate(data, limits)  # refuses truncated, corrupt, incomplete, bombs
                 hint = placeholder(decoded.pixels)
                 info = decoded.info
                 del decoded
             if time.time() > deadline:  # the client has its 503: the upload must not appear later
-                raise self.renderer.timed_out()
+                raise self.service.timed_out()
             stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={
                 "kind": "original", "format": info.format, "width": info.width, "height": info.height,
                 "blurhash": hint.blurhash, "dominant_color": hint.dominant_color, "frames": info.frames,
                 "uploaded_at": dt.datetime.now(dt.UTC)})
         return image_record(stored)
 
-    def _render(self, request: VariantRequest) -> tuple[StoredFile, bytes | None, bool]:
-        """(file, bytes, drawn): the stored variant with its bytes when small enough to return, or a new
-        one drawn now and not stored yet."""
-        cached, original = self.renderer.find(request)
-        if cached is None:
-            return *self.renderer.draw(request, original), True
-        return cached, self.store.read_small(cached, self.settings.transform_return_max_bytes), False
-
-    def _materialise(self, image_id: str, operation: str) -> dict[str, Any]:
-        stored, _ = self.renderer.variant(job_request(self.settings, image_id, operation))
-        return {"variant_id": stored.key, "content_type": stored.content_type, "bytes": stored.length}
-
     def _self_test(self) -> bool:
         sample = encode(np.arange(48, dtype=np.uint8).reshape(4, 4, 3), "PNG", self.settings.encode_options)
         for operation in OPERATIONS:
-            render(sample, operation, limits=self.renderer.limits, options=self.settings.encode_options)
+            render(sample, operation, limits=self.service.limits, options=self.settings.encode_options)
         return True

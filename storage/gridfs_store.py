@@ -19,11 +19,12 @@ import gridfs
 import gridfs.errors
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
 _CHUNK_BYTES = 1024 * 1024  # fewer, larger chunks than GridFS's 255 KiB: fewer round trips
 DELETIONS_KEPT_S = 3600
+_DUPLICATE_KEY = 11000
 
 
 class FileGone(LookupError):
@@ -112,33 +113,44 @@ class ImageStore:
 
     def write(self, stored: StoredFile, data: bytes, cache: bool) -> tuple[StoredFile, bool]:
         """Write a described file unless its key exists (then the existing one wins). Returns (file, created)."""
-        try:
-            self._write(stored, data, cache)
-        except DuplicateKeyError:
-            # Someone stored this key first; drop our chunks and use theirs.
-            self.chunks.delete_many({"files_id": stored.file_id})
-            winner = self.find(stored.key)
-            if winner is None:
-                raise
-            return winner, False
-        except BaseException:
-            self.chunks.delete_many({"files_id": stored.file_id})
-            raise
-        return stored, True
+        return self.write_many([(stored, data)], cache)[0]
 
-    def _write(self, stored: StoredFile, data: bytes, cache: bool) -> None:
-        """A GridFS file, as the GridFS spec lays it out: the chunks, then the files document last, so
-        a key becomes visible only when complete. Written here rather than with GridFSBucket, whose
-        every upload first queries both collections to check their indexes (two extra round trips;
-        ensure_indexes has made them)."""
+    def write_many(self, files: list[tuple[StoredFile, bytes]], cache: bool) -> list[tuple[StoredFile, bool]]:
+        """Write described files, each unless its key exists (then the existing one wins), in two round trips
+        for all of them: their chunks, then their files documents last, as the GridFS spec lays them out, so
+        a key becomes visible only when complete. Written here rather than with GridFSBucket, whose every
+        upload first queries both collections to check their indexes (ensure_indexes has made them).
+        Returns (file, created) for each, in order."""
+        if not files:
+            return []
         if not self._indexed:  # the unique key is what refuses a second copy: it must exist first
             self.ensure_indexes()
-        files, chunks = (self.cache_files, self.cache_chunks) if cache else (self.files, self.chunks)
-        if data:
-            chunks.insert_many([{"files_id": stored.file_id, "n": n, "data": data[start:start + _CHUNK_BYTES]}
-                                for n, start in enumerate(range(0, len(data), _CHUNK_BYTES))])
-        files.insert_one({"_id": stored.file_id, "length": len(data), "chunkSize": _CHUNK_BYTES,
-                          "uploadDate": stored.upload_date, "filename": stored.key, "metadata": stored.metadata})
+        files_coll, chunks = (self.cache_files, self.cache_chunks) if cache else (self.files, self.chunks)
+        ids = [stored.file_id for stored, _ in files]
+        try:
+            pieces = [{"files_id": stored.file_id, "n": n, "data": data[start:start + _CHUNK_BYTES]}
+                      for stored, data in files for n, start in enumerate(range(0, len(data), _CHUNK_BYTES))]
+            if pieces:
+                chunks.insert_many(pieces)
+            files_coll.insert_many([{"_id": stored.file_id, "length": len(data), "chunkSize": _CHUNK_BYTES,
+                                     "uploadDate": stored.upload_date, "filename": stored.key,
+                                     "metadata": stored.metadata} for stored, data in files], ordered=False)
+        except BulkWriteError as exc:
+            others = {error["index"] for error in exc.details["writeErrors"] if error["code"] == _DUPLICATE_KEY}
+            if len(others) < len(exc.details["writeErrors"]):
+                self.chunks.delete_many({"files_id": {"$in": ids}})  # not only duplicates: nothing is kept
+                raise
+            # Someone stored these keys first: drop our chunks of them and use theirs.
+            self.chunks.delete_many({"files_id": {"$in": [ids[i] for i in others]}})
+            winners = self.find_many([files[i][0].key for i in others])
+            if len(winners) < len(others):  # deleted again since: nothing to point at
+                raise
+            return [(winners[stored.key], False) if i in others else (stored, True)
+                    for i, (stored, _) in enumerate(files)]
+        except BaseException:
+            self.chunks.delete_many({"files_id": {"$in": ids}})
+            raise
+        return [(stored, True) for stored, _ in files]
 
     def find_many(self, keys: list[str]) -> dict[str, StoredFile]:
         """The files among keys that exist, by key: one round trip for several lookups."""

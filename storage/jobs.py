@@ -6,7 +6,7 @@ import datetime as dt
 import urllib.parse
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
 
 from storage.gridfs_store import ImageStore
 
@@ -49,12 +49,17 @@ class JobStore:
             update["error"] = error
         self.jobs.update_one({"_id": job_id}, {"$set": update})
 
-    def record(self, job_id: str, index: int, operation: str, result: dict[str, Any]) -> None:
-        """Store one result; progress counts each (item, operation) once, however often it is redelivered."""
-        path = f"items.{index}.results.{_field(operation)}"
-        counter = "progress.done" if result["status"] == "ok" else "progress.failed"
-        self.jobs.update_one({"_id": job_id, path: {"$exists": False}},
-                             {"$set": {path: result, "updated_at": _now()}, "$inc": {counter: 1}})
+    def record_many(self, job_id: str, results: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Store results (item index, operation, result) in one round trip; progress counts each (item,
+        operation) once, however often it is redelivered."""
+        now, updates = _now(), []
+        for index, operation, result in results:
+            path = f"items.{index}.results.{_field(operation)}"
+            counter = "progress.done" if result["status"] == "ok" else "progress.failed"
+            updates.append(UpdateOne({"_id": job_id, path: {"$exists": False}},
+                                     {"$set": {path: result, "updated_at": now}, "$inc": {counter: 1}}))
+        if updates:
+            self.jobs.bulk_write(updates, ordered=False)
 
     def finish(self, job_id: str) -> dict[str, Any]:
         doc = _readable(self.jobs.find_one({"_id": job_id}))

@@ -98,7 +98,7 @@ def app_copy(settings: Settings, service: str) -> Iterator:
         # Its route prefix must not shadow the main app's routes (a deleted copy's prefix outlives it a while).
         assert name not in {"jobs", "images", "presets", "static", "about", "sign", "docs", "healthz", "readyz",
                             "upload_file", "openapi.json", "metrics"}, name
-        small = {"ingress_replicas": 1, "ingress_num_cpus": 0.1, "transform_num_cpus": 0.2, "amqp_url": "",
+        small = {"ingress_min_replicas": 1, "ingress_max_replicas": 1, "transform_num_cpus": 0.2, "amqp_url": "",
                  "shutdown_timeout_s": 2.0}  # deleted after the test: no need to wait for stragglers
         serve.run(build_app(settings.replace(**{**small, **changes})), name=name, route_prefix=f"/{name}")
         names.append(name)

@@ -144,8 +144,12 @@ def test_healthz_and_docs(client):
 
 
 def test_openapi_documents_every_route_with_examples(client):
-    from deployments.ingress import app
+    from types import SimpleNamespace
 
+    from deployments.config import Settings
+    from deployments.ingress import create_app
+
+    app = create_app(Settings(), SimpleNamespace(context=None))  # type: ignore[arg-type]  # routes only
     spec = client.get("/openapi.json").json()  # as the service serves it
     from fastapi.routing import APIRoute
 

@@ -127,7 +127,8 @@ def test_processing_timeout_is_503(client, settings, service):
     image_id = client.post("/upload_file", files={"image": ("t.png", encoded(photo(800, 600, seed=11), "PNG"))}
                            ).json()["image_id"]
     # Small enough to fit beside the main app on two CPUs.
-    tight = settings.replace(request_timeout_s=0.001, ingress_replicas=1, ingress_num_cpus=0.1, transform_num_cpus=0.2)
+    tight = settings.replace(request_timeout_s=0.001, ingress_min_replicas=1, ingress_max_replicas=1,
+                           transform_num_cpus=0.2)
     serve.run(build_app(tight), name="tight", route_prefix="/tight")
     try:
         response = httpx.get(f"{service}/tight/{image_id}/grayscale", timeout=60)

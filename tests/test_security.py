@@ -19,7 +19,7 @@ KEYS = "new-key,old-key"
 @pytest.fixture(scope="module")
 def secure(settings, service):
     serve.run(build_app(settings.replace(api_keys="k1,k2", signing_keys=KEYS, cors_origins="https://app.example",
-                                         ingress_replicas=1, ingress_num_cpus=0.1, transform_num_cpus=0.2,
+                                         ingress_min_replicas=1, ingress_max_replicas=1, transform_num_cpus=0.2,
                                          shutdown_timeout_s=2.0)),
               name="secure", route_prefix="/secure")
     base = f"{service}/secure"

@@ -7,22 +7,24 @@ from transforms.errors import (
     EmptyImage,
     ImageError,
     ImageTooLarge,
+    NotFound,
     OutputTooLarge,
     OverBudget,
+    Overloaded,
     RenderTimeout,
     TooComplex,
+    Unavailable,
     UnsupportedFormat,
 )
 from transforms.grayscale import grayscale
 from transforms.limits import Limits, Plan
 from transforms.mirror import mirror
 from transforms.operations import OPERATIONS, render
-from transforms.pipeline import Pipeline, PipelineError, Rendered, Step, grammar, parse, plan, run
+from transforms.pipeline import Pipeline, PipelineError, Rendered, Step, grammar, parse, plan, run, run_many
 
 __all__ = [
     "OPERATIONS", "CorruptImage", "Decoded", "EmptyImage", "EncodeOptions", "ImageError", "ImageInfo",
-    "ImageTooLarge", "Limits", "OutputTooLarge", "OverBudget", "Pipeline", "PipelineError", "Plan", "RenderTimeout",
-    "Rendered", "Step", "TooComplex", "UnsupportedFormat", "decode", "encode", "grammar", "grayscale", "mirror",
-    "parse",
-    "plan", "probe", "render", "run", "validate",
+    "ImageTooLarge", "Limits", "NotFound", "OutputTooLarge", "OverBudget", "Overloaded", "Pipeline", "PipelineError",
+    "Plan", "RenderTimeout", "Rendered", "Step", "TooComplex", "Unavailable", "UnsupportedFormat", "decode", "encode",
+    "grammar", "grayscale", "mirror", "parse", "plan", "probe", "render", "run", "run_many", "validate",
 ]

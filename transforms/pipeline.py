@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,7 @@ from transforms.blur import blur
 from transforms.colour import PATTERN as COLOUR_PATTERN
 from transforms.decode import ImageInfo, animation_frames, animation_loop, decode, plain_jpeg, probe
 from transforms.encode import ANIMATED, WRITABLE, AnimationWriter, EncodeOptions, OutputOptions, encode_output
-from transforms.errors import RenderTimeout
+from transforms.errors import ImageError, RenderTimeout
 from transforms.formats import MEDIA_TYPES
 from transforms.geometry import crop, flip, rotate
 from transforms.gravity import GRAVITIES
@@ -50,8 +50,10 @@ PHOTO_INPUTS = frozenset(("HEIF", "AVIF"))  # read, not written by default: serv
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF", "gif": "GIF"}
 
 
-class PipelineError(ValueError):
-    """The pipeline can't be parsed or applied: a 400 with this message."""
+class PipelineError(ImageError, ValueError):
+    """The pipeline can't be parsed or applied (a ValueError too, for the job schema's validators)."""
+
+    code = "bad_pipeline"
 
 
 _INT = re.compile(r"[0-9]{1,9}")
@@ -400,40 +402,122 @@ def run(data: bytes, pipeline: Pipeline, *, limits: Limits, options: EncodeOptio
     there with RenderTimeout instead of finishing for nobody. reserve: given the plan's peak bytes
     before any pixel work, its context spans the render (a caller's memory budget). assets: the
     encoded images the steps place (pipeline.assets()), by id."""
-    info = probe(data, limits)  # once: the plan and the render share it
-    with reserve(_plan(info, len(data), pipeline, limits, assets or {}).peak_bytes):
-        marks = {image_id: decode((assets or {})[image_id], limits).pixels for image_id in pipeline.assets()}
-        return _render(data, info, pipeline, limits, options, deadline, marks)
+    result = run_many(data, [(pipeline, options)], limits=limits, deadline=deadline, reserve=reserve, assets=assets)[0]
+    if isinstance(result, ImageError):
+        raise result
+    return result
 
 
-def _render(data: bytes, info: ImageInfo, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
-            deadline: float | None, marks: Mapping[str, np.ndarray]) -> Rendered:
-    clock = _Clock(deadline)
+def run_many(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], *, limits: Limits,
+             deadline: float | None = None,
+             reserve: Callable[[int], AbstractContextManager[object]] = lambda _: nullcontext(),
+             assets: Mapping[str, bytes] | None = None) -> list[Rendered | ImageError]:
+    """Several pipelines of one original, as run() does each, with one decode per way of decoding (full,
+    JPEG luma, or shrunk on load to one size); pipelines that share leading steps share their result.
+    Each result is its Rendered or the ImageError refusing it (a bad crop fails only its own); a header
+    the decoder refuses, or the deadline, raises for all."""
+    info = probe(data, limits)  # once: every plan and render shares it
+    plans: list[Plan | ImageError] = []
+    for pipeline, _ in wanted:
+        try:
+            plans.append(_plan(info, len(data), pipeline, limits, assets or {}))
+        except ImageError as exc:
+            plans.append(exc)
+    results: list[Rendered | ImageError] = list(plans)  # type: ignore[arg-type]  # planned ones are replaced
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, (pipeline, _) in enumerate(wanted):
+        if not isinstance(plans[index], ImageError):
+            alone = _animation(info, pipeline) or _lossless_mirror(data, pipeline, wanted[index][1], limits)
+            groups.setdefault(("alone", index) if alone else _decoding(pipeline), []).append(index)
+    for key, members in groups.items():
+        held = [plans[i] for i in members]
+        # Shared: the outputs kept for the next pipelines (at most one chain of steps), beside a render's peak.
+        kept = 0 if len(held) == 1 else max(sum(image_bytes(stage.output) for stage in plan.stages[:-1])
+                                            for plan in held)  # type: ignore[union-attr]
+        with reserve(kept + max(plan.peak_bytes for plan in held)):  # type: ignore[union-attr]
+            marks = {image_id: decode((assets or {})[image_id], limits).pixels
+                     for image_id in dict.fromkeys(a for i in members for a in wanted[i][0].assets())}
+            if key[0] == "alone":
+                pipeline, options = wanted[members[0]]
+                results[members[0]] = _render_alone(data, info, pipeline, limits, _options(pipeline, options),
+                                                    _Clock(deadline), marks)
+                continue
+            for index, rendered in zip(members, _render_group(data, [wanted[i] for i in members], limits, deadline,
+                                                               marks), strict=True):
+                results[index] = rendered
+    return results
+
+
+def _options(pipeline: Pipeline, options: EncodeOptions) -> EncodeOptions:
+    """The pipeline's own quality stands in for the configured ones."""
     if pipeline.quality:
-        options = dataclasses.replace(options, jpeg_quality=pipeline.quality, webp_quality=pipeline.quality)
+        return dataclasses.replace(options, jpeg_quality=pipeline.quality, webp_quality=pipeline.quality)
+    return options
+
+
+def _lossless_mirror(data: bytes, pipeline: Pipeline, options: EncodeOptions, limits: Limits) -> bool:
+    """Mirror a plain JPEG in the DCT domain (opted in): nothing else is asked of the output (no quality,
+    EXIF, progressive...)."""
+    return options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
+        and pipeline == Pipeline(pipeline.steps, pipeline.format) and plain_jpeg(data, limits)
+
+
+def _decoding(pipeline: Pipeline) -> tuple[Any, ...]:
+    """How a pipeline wants its original decoded: pipelines that agree share one decode."""
+    return ("decode", _shrink_target(pipeline), pipeline.steps[:1] == (Step("grayscale"),))
+
+
+def _render_alone(data: bytes, info: ImageInfo, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
+                  clock: _Clock, marks: Mapping[str, np.ndarray]) -> Rendered:
+    """What shares no decode: an animation, or a lossless mirror."""
     if _animation(info, pipeline):
         return _render_animation(data, pipeline, info, limits, options, clock, marks)
-    if options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
-            and pipeline == Pipeline(pipeline.steps, pipeline.format) \
-            and plain_jpeg(data, limits):  # nothing else asked of the output (no quality, EXIF, progressive...)
-        mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
-        if mirrored is not None:
-            return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
-    shrink = _shrink_target(pipeline)
-    steps = pipeline.steps
-    decoded = decode(data, limits, shrink_to=shrink, luma=steps[:1] == (Step("grayscale"),))
+    mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
+    if mirrored is not None:
+        return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
+    return _render_group(data, [(pipeline, options)], limits, clock.deadline, marks)[0]  # type: ignore[return-value]
+
+
+def _render_group(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], limits: Limits,
+                  deadline: float | None, marks: Mapping[str, np.ndarray]) -> list[Rendered | ImageError]:
+    """Pipelines that decode alike: one decode, then each pipeline's steps from the longest prefix already
+    done, then its encode. Only outputs a later pipeline starts from are kept (the reservation counts them);
+    the rest are freed as the next step has its output (the plan counts on it)."""
+    clock = _Clock(deadline)
+    first = wanted[0][0]
+    decoded = decode(data, limits, shrink_to=_shrink_target(first), luma=first.steps[:1] == (Step("grayscale"),))
     clock.lap("decode")
-    pixels, source_format = decoded.pixels, decoded.info.format
-    del decoded  # each step's input is freed once the next step has its output (the plan counts on it)
-    if steps[:1] == (Step("grayscale"),) and pixels.ndim == 2:
-        steps = steps[1:]  # already luma: a gray source, or a JPEG's Y plane
-    for step in steps:
-        pixels = step.apply(pixels, marks)
-        clock.lap(step.name)
-    fmt = pipeline.output_format(source_format, alpha=pixels.ndim == 3 and pixels.shape[2] in (2, 4))
-    output = OutputOptions(pipeline.progressive, None if pipeline.strip else exif_of(data), pipeline.max_bytes)
-    encoded = encode_output(pixels, fmt, options, output)
-    return Rendered(encoded, fmt, (pixels.shape[1], pixels.shape[0]), clock.lap("encode"))
+    source_format, luma = decoded.info.format, decoded.pixels.ndim == 2
+    done: dict[tuple[Step, ...], np.ndarray] = {(): decoded.pixels}
+    del decoded
+    chains = [pipeline.steps[1:] if luma and pipeline.steps[:1] == (Step("grayscale"),) else pipeline.steps
+              for pipeline, _ in wanted]  # a gray source, or a JPEG's Y plane, is grayscale already
+    results: list[Rendered | ImageError] = []
+    exif = None
+    for index, ((pipeline, options), steps) in enumerate(zip(wanted, chains, strict=True)):
+        later = {chain[:n] for chain in chains[index + 1:] for n in range(len(chain) + 1)}
+        start = max(n for n in range(len(steps) + 1) if steps[:n] in done)
+        pixels = done[steps[:start]]
+        done = {prefix: kept for prefix, kept in done.items() if prefix in later}
+        laps = len(clock.laps) if index else 0  # the shared decode is counted with the first
+        try:
+            for n in range(start, len(steps)):
+                pixels = steps[n].apply(pixels, marks)
+                if steps[:n + 1] in later:
+                    done[steps[:n + 1]] = pixels
+                clock.lap(steps[n].name)
+        except PipelineError as exc:  # valid grammar, not for this image (a crop outside it): this one fails
+            results.append(exc)
+            continue
+        fmt = pipeline.output_format(source_format, alpha=pixels.ndim == 3 and pixels.shape[2] in (2, 4))
+        if not pipeline.strip and exif is None:
+            exif = exif_of(data)
+        output = OutputOptions(pipeline.progressive, None if pipeline.strip else exif, pipeline.max_bytes)
+        size = (pixels.shape[1], pixels.shape[0])
+        encoded = encode_output(pixels, fmt, _options(pipeline, options), output)
+        del pixels
+        results.append(Rendered(encoded, fmt, size, clock.lap("encode")[laps:]))
+    return results
 
 
 def _render_animation(data: bytes, pipeline: Pipeline, info: ImageInfo, limits: Limits, options: EncodeOptions,
