@@ -66,12 +66,14 @@ class JobRunner:
     throughput-optimised mode requires it), so each is sent there and waited for here.
     """
 
-    def __init__(self, transformer: DeploymentHandle, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transformer: DeploymentHandle, settings: Settings, loop: asyncio.AbstractEventLoop,
+                 store: ImageStore | None = None, jobs: JobStore | None = None) -> None:
+        """store and jobs: the configured MongoDB's unless given (tests give in-memory ones)."""
         self.transformer = transformer
         self.settings = settings
         self.loop = loop
-        self.store = ImageStore(settings.mongo_url, settings.mongo_db)
-        self.jobs = JobStore(self.store)
+        self.store = store or ImageStore(settings.mongo_url, settings.mongo_db)
+        self.jobs = jobs or JobStore(self.store)
 
     def run(self, properties: pika.BasicProperties, body: bytes) -> dict[str, Any]:
         # Presets are read once per job, and only for a job that names one.

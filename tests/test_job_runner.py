@@ -1,0 +1,108 @@
+"""The render service's batch items and the job runner, on in-memory stores: no Ray, MongoDB or RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pika
+import pytest
+
+from deployments.bridge import JobRunner
+from deployments.config import Settings
+from deployments.render_service import RenderService
+from deployments.variants import job_request
+from storage import content_id
+from tests.images import encoded, photo, pixels_of
+from tests.memory_store import MemoryJobs, MemoryStore, local_transformer
+from transforms import run
+
+SETTINGS = Settings(mongo_url="mongodb://unused", amqp_url="", http_port=8000, render_memory_mb=256)
+SEED = ["jpeg", "png", "grayscale", "mirror"]
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+def original(store: MemoryStore, seed: int, size: tuple[int, int] = (320, 240)) -> str:
+    data = encoded(photo(*size, seed=seed), "JPEG", quality=90)
+    store.put(content_id(data), data, content_type="image/jpeg",
+              metadata={"kind": "original", "format": "JPEG", "width": size[0], "height": size[1]})
+    return content_id(data)
+
+
+def test_a_batch_item_renders_every_operation_from_one_read_and_stores_them_in_one_write(store):
+    service = RenderService(SETTINGS, store, "test")
+    image_id = original(store, 1)
+    store.calls.clear()
+    outcomes = service.render_item(image_id, SEED, float("inf"))
+    assert [o["status"] for o in outcomes] == ["ok"] * 4
+    assert store.calls["read"] == 1 and store.calls["write_many"] == 1
+    data = store.data[image_id]
+    for op, outcome in zip(SEED, outcomes, strict=True):
+        wanted = job_request(SETTINGS, image_id, op)
+        assert outcome["variant_id"] == wanted.key
+        assert store.data[wanted.key] == run(data, wanted.pipeline, limits=SETTINGS.limits, options=wanted.options).data
+    # Again: everything is found stored; nothing is read, rendered or written.
+    assert service.render_item(image_id, SEED, float("inf")) == outcomes
+    assert store.calls["read"] == 1 and store.calls["write_many"] == 1
+
+
+def test_a_batch_item_fails_alone_what_cannot_apply(store):
+    service = RenderService(SETTINGS, store, "test")
+    image_id = original(store, 2, (100, 80))
+    crop, mirror = service.render_item(image_id, ["ops=crop:x=90:y=0:w=50:h=10", "mirror"], float("inf"))
+    assert crop["status"] == "failed" and crop["error"].startswith("bad_pipeline")
+    assert mirror["status"] == "ok" and store.find(mirror["variant_id"]) is not None
+    assert service.render_item("0" * 64, ["png"], float("inf")) == [
+        {"status": "failed", "error": f"no image with id {'0' * 64}"}]
+
+
+def test_a_variant_of_an_original_deleted_meanwhile_is_not_kept(store):
+    service = RenderService(SETTINGS, store, "test")
+    image_id = original(store, 3)
+    stored = store.describe(f"{image_id}/png", b"bytes", content_type="image/png",
+                            metadata={"kind": "variant", "source": image_id})
+    store.delete(image_id)
+    service.keep(stored, b"bytes")
+    assert store.find(stored.key) is None
+
+
+def run_job(store: MemoryStore, jobs: MemoryJobs, message: dict) -> dict:
+    service = RenderService(SETTINGS, store, "test")
+
+    async def main() -> dict:
+        runner = JobRunner(local_transformer(service), SETTINGS, asyncio.get_running_loop(), store, jobs)
+        properties = pika.BasicProperties(content_type="application/json")
+        return await asyncio.to_thread(runner.run, properties, json.dumps(message).encode())
+
+    return asyncio.run(main())
+
+
+def test_a_job_stores_every_result_writes_progress_in_bulk_and_a_redelivery_stores_nothing_twice(store):
+    jobs = MemoryJobs()
+    ids = [original(store, 10 + i) for i in range(6)]
+    store.calls.clear()
+    message = {"job_id": "j1", "items": [{"image_id": i} for i in ids], "operations": SEED}
+    result = run_job(store, jobs, message)
+    assert result["state"] == "done" and result["progress"] == {"total": 24, "done": 24, "failed": 0}
+    item = result["items"][0]["results"]["mirror"]
+    assert item["url"].endswith(f"/{ids[0]}/mirror")
+    mirrored, source = pixels_of(store.data[item["variant_id"]]).astype(int), pixels_of(store.data[ids[0]])
+    assert np.abs(mirrored - source[:, ::-1]).mean() < 8 < 20 < np.abs(mirrored - source).mean()  # re-encoded
+    assert store.calls["find_many"] == 1 + 6  # the job's originals in one query, then one per item
+    assert jobs.calls["record_many"] <= 3  # progress at most every 0.25 s, and once at the end
+    writes = store.calls["write_many"]
+    assert run_job(store, jobs, message) == result  # redelivered after it finished: the same answer
+    assert store.calls["write_many"] == writes
+
+
+def test_a_job_naming_an_unknown_image_is_refused_before_any_work(store):
+    from deployments.job_messages import InvalidJob
+
+    with pytest.raises(InvalidJob, match="unknown image"):
+        run_job(store, MemoryJobs(), {"items": [{"image_id": "a" * 64}], "operations": ["png"]})
+    assert store.calls["write_many"] == 0
