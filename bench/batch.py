@@ -3,13 +3,15 @@
     .venv/bin/python -m bench.batch
 
 Starts its own mongod and local Ray with the app and bridge (the local RabbitMQ, a private
-queue), uploads 1 MP JPEGs, then times one batch job per operation (png, grayscale) from publish
-to reply, and the same conversions of fresh uploads over HTTP at concurrency 4.
+queue), uploads 1 MP JPEGs, then in interleaved rounds times the four seed operations of fresh
+uploads over HTTP at concurrency 4, and one batch job of the same from publish to reply.
+Writes bench/figures/batch.txt.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -18,15 +20,20 @@ from pathlib import Path
 import httpx
 import pika
 
-from bench.run import load, photo_like, variants
+from bench.run import load, photo_like, upload_all, variants
 from deployments import amqp, services
 from deployments.config import Settings
 from storage.embedded_mongod import EmbeddedMongod, free_port
 
-COUNT = 40
+COUNT = 200  # images per mode, in ROUNDS interleaved rounds
+ROUNDS = 2
+OPERATIONS = ["jpeg", "png", "grayscale", "mirror"]
+FIGURES = Path(__file__).parent / "figures" / "batch.txt"
 
 
 def main() -> None:
+    lines = [f"{COUNT} x 1 MP JPEGs x {len(OPERATIONS)} operations ({', '.join(OPERATIONS)}), uncached, "
+             f"{ROUNDS} interleaved rounds; image-operations per second"]
     with tempfile.TemporaryDirectory() as tmp:
         mongod = EmbeddedMongod(Path(tmp) / "mongo").start()
         queue = f"prog_image.jobs.bench{uuid.uuid4().hex[:8]}"
@@ -41,23 +48,31 @@ def main() -> None:
                 channel = connection.channel()
                 amqp.declare(channel, queue)
                 replies = channel.queue_declare("", exclusive=True).method.queue
-                for op in ("png", "grayscale"):
-                    ids = [client.post("/upload_file", files={"image": ("b.jpg", f)}).json()["image_id"]
-                           for f in variants(picture, "JPEG", COUNT)]
+                ids, _ = upload_all(client, variants(picture, "JPEG", 2 * COUNT))
+                per_round = COUNT // ROUNDS
+                rates: dict[str, list[float]] = {"batch": [], "http": []}
+                for r in range(ROUNDS):
+                    fresh = ids[2 * r * per_round:(2 * r + 1) * per_round]
+                    paths = [f"/{image_id}/{op}" for image_id in fresh for op in OPERATIONS]
+                    http = load(lambda i, paths=paths: paths[i], len(paths), 4, base)
+                    assert not http["errors"], http
+                    rates["http"].append(http["rps"])
+                    items = ids[(2 * r + 1) * per_round:(2 * r + 2) * per_round]
                     started = time.perf_counter()
-                    channel.basic_publish("", queue, json.dumps({"items": [{"image_id": i} for i in ids],
-                                                                 "operations": [op]}),
+                    channel.basic_publish("", queue, json.dumps({"items": [{"image_id": i} for i in items],
+                                                                 "operations": OPERATIONS}),
                                           pika.BasicProperties(content_type="application/json", reply_to=replies))
                     for _method, _props, body in channel.consume(replies):
-                        assert json.loads(body)["state"] == "done"
+                        assert json.loads(body)["state"] == "done", body[:300]
                         break
                     channel.cancel()
-                    batch = COUNT / (time.perf_counter() - started)
-                    fresh = [client.post("/upload_file", files={"image": ("b.jpg", f)}).json()["image_id"]
-                             for f in variants(picture, "JPEG", COUNT)]
-                    http = load(lambda i, fresh=fresh, op=op: f"/{fresh[i]}/{op}", COUNT, 4, base)
-                    print(f"1 MP JPEG -> {op}: batch {batch:.1f} images/s, HTTP (c4, uncached) "
-                          f"{http['rps']:.1f} images/s", flush=True)
+                    rates["batch"].append(len(items) * len(OPERATIONS) / (time.perf_counter() - started))
+                    print(f"round {r + 1}: HTTP (c4) {rates['http'][-1]:.1f}, batch {rates['batch'][-1]:.1f}",
+                          flush=True)
+                http_rate, batch_rate = (sum(rates[m]) / ROUNDS for m in ("http", "batch"))
+                lines += [f"HTTP, concurrency 4: {http_rate:6.1f}", f"batch job:          {batch_rate:6.1f}",
+                          f"batch / HTTP:       {batch_rate / http_rate:6.2f}x",
+                          f"load average after: {os.getloadavg()[0]:.2f}"]
                 channel.queue_delete(queue)
                 channel.queue_delete(amqp.dead_queue(queue))
                 channel.exchange_delete(amqp.dead_exchange(queue))
@@ -65,6 +80,8 @@ def main() -> None:
         finally:
             services.shutdown_ray()
             mongod.stop()
+    print("\n".join(lines))
+    FIGURES.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ def main() -> None:
         print(json.dumps({"replica_nodes": sorted(set(seen.values())), "replicas": len(seen),
                           "states": status.replica_states,
                           "nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]]}))
+    elif command == "replicas":  # running replicas per deployment
+        deployments = serve.status().applications[services.APP_NAME].deployments
+        print(json.dumps({name: d.replica_states.get("RUNNING", 0) for name, d in deployments.items()}))
 
 
 if __name__ == "__main__":

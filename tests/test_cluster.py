@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -114,3 +115,68 @@ def test_replicas_spread_by_resource_and_survive_losing_a_node(two_nodes, mongo_
     assert answered >= 3, "the service stopped answering after losing a node"
     assert placement["states"].get("RUNNING") == 2 and len(placement["nodes"]) == 1, placement
     assert placement["replica_nodes"] == placement["nodes"]  # both replicas now on the surviving head
+
+
+def replicas(address: str) -> dict[str, int]:
+    lines = driver("replicas", address).strip().splitlines()
+    return json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+
+
+def test_renders_and_job_items_run_on_both_nodes_and_replicas_follow_the_load(two_nodes, mongo_url, amqp_url):
+    """Render capacity grows with the cluster: under load the transform deployment scales up across both
+    nodes and both render (X-Rendered-By names the node), a batch job's items run on both, and the
+    replicas go back down when the load stops."""
+    import pika
+
+    from deployments import amqp
+
+    address, _ = two_nodes
+    port, queue = free_port(), f"prog_image.jobs.cluster{os.getpid()}"
+    driver("deploy", address, json.dumps({
+        "mongo_url": mongo_url, "mongo_db": "prog_image_cluster_load", "http_port": port, "amqp_url": amqp_url,
+        "amqp_queue": queue, "ray_address": address, "transform_resource": "prog_image_transform",
+        "transform_min_replicas": 1, "transform_max_replicas": 2, "transform_target_ongoing": 1,
+        "transform_num_cpus": 0.5, "ingress_min_replicas": 1, "ingress_max_replicas": 1, "ingress_num_cpus": 0.1,
+        "ingress_render_max_pixels": 0, "scale_up_delay_s": 1, "scale_down_delay_s": 5}))
+    base = f"http://127.0.0.1:{port}"
+    ids = [httpx.post(f"{base}/upload_file", files={"image": ("c.png", encoded(photo(600, 450, seed=1500 + i), "PNG"))},
+                      timeout=60).json()["image_id"] for i in range(40)]
+    assert replicas(address)["Transformer"] == 1
+
+    nodes, peak = set(), 1
+    with ThreadPoolExecutor(4) as pool:
+        for op in ("png", "mirror", "grayscale", "jpeg"):
+            answers = list(pool.map(lambda i, op=op: httpx.get(f"{base}/{i}/{op}", timeout=60), ids))
+            assert all(a.status_code == 200 for a in answers)
+            nodes |= {a.headers["x-rendered-by"] for a in answers if "x-rendered-by" in a.headers}
+            peak = max(peak, replicas(address)["Transformer"])
+            if peak == 2 and len(nodes) == 2:
+                break
+    assert peak == 2, "the transform deployment did not scale up under load"
+    assert len(nodes) == 2 and all(n.startswith("transform@") for n in nodes), nodes
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        amqp.declare(channel, queue)
+        reply_to = channel.queue_declare("", exclusive=True).method.queue
+        channel.basic_publish("", queue, json.dumps({"items": [{"image_id": i} for i in ids],
+                                                     "operations": ["ops=resize:w=300&format=webp", "ops=blur:r=2"]}),
+                              pika.BasicProperties(content_type="application/json", reply_to=reply_to))
+        for _method, _props, body in channel.consume(reply_to, inactivity_timeout=180):
+            assert body is not None, "no reply to the job"
+            result = json.loads(body)
+            break
+        channel.cancel()
+        for name in (queue, amqp.dead_queue(queue)):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+    assert result["state"] == "done", result
+    job_nodes = {r["rendered_by"] for item in result["items"] for r in item["results"].values()}
+    assert len(job_nodes) == 2, job_nodes
+
+    deadline = time.monotonic() + 90
+    while replicas(address)["Transformer"] > 1:
+        assert time.monotonic() < deadline, "the transform deployment did not scale back down"
+        time.sleep(2)
