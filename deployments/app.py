@@ -13,13 +13,16 @@ from deployments.transformer import Transformer
 
 
 def build_app(settings: Settings) -> Application:
+    delays = {"upscale_delay_s": settings.scale_up_delay_s, "downscale_delay_s": settings.scale_down_delay_s}
     transformer = Transformer.options(
         autoscaling_config={
             "min_replicas": settings.transform_min_replicas,
             "max_replicas": settings.transform_max_replicas,
             "target_ongoing_requests": settings.transform_target_ongoing,
+            **delays,
         },
         max_ongoing_requests=settings.transform_max_ongoing,
+        **({"max_replicas_per_node": settings.transform_max_per_node} if settings.transform_max_per_node else {}),
         graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
         # Bounded: past this the handle raises BackPressureError and the ingress answers 503 at once.
         max_queued_requests=settings.transform_max_queued,
@@ -35,6 +38,7 @@ def build_app(settings: Settings) -> Application:
             "min_replicas": settings.ingress_min_replicas,
             "max_replicas": settings.ingress_max_replicas,
             "target_ongoing_requests": settings.ingress_target_ongoing,
+            **delays,
         },
         graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
         # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.

@@ -46,12 +46,18 @@ class Settings:
                                               "points of the ceiling at concurrency 2).")
     transform_max_replicas: int = _setting(4, "Autoscaling upper bound for the transform deployment.")
     transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
+    scale_up_delay_s: float = _setting(30.0, "How long load must stay above an autoscaling target before replicas "
+                                             "are added (both deployments; Serve's default).")
+    scale_down_delay_s: float = _setting(600.0, "How long load must stay below the target before replicas are "
+                                                "removed (Serve's default).")
     transform_max_ongoing: int = _setting(2, "Requests one transform replica runs at once (two overlap one's I/O "
                                              "with the other's codec work; more oversubscribes the cores).")
     transform_num_cpus: float = _setting(0.4, "CPUs reserved per transform replica (4 x 0.4 + 4 ingresses x 0.1 "
                                               "fit 2 cores).")
     transform_max_queued: int = _setting(32, "Requests waiting for a transform replica beyond which the "
                                              "ingress answers 503 with Retry-After.")
+    transform_max_per_node: int = _setting(0, "Most transform replicas on one node (0: no limit); 1 spreads them "
+                                              "over the cluster's nodes as it scales up.")
     transform_resource: str = _setting("", "Custom Ray resource a transform replica needs one unit of "
                                            "(placement: give nodes e.g. --resources='{\"prog_image_transform\": 4}').")
     ingress_min_replicas: int = _setting(2, "Autoscaling lower bound for the HTTP ingress, which renders typical "
@@ -125,7 +131,7 @@ class Settings:
             problems.append("WEBP_QUALITY must be 1-100")
         if not 1 <= self.ingress_min_replicas <= self.ingress_max_replicas:
             problems.append("need 1 <= INGRESS_MIN_REPLICAS <= INGRESS_MAX_REPLICAS")
-        for name in ("ingress_render_max_pixels", "ingress_cache_bytes"):
+        for name in ("ingress_render_max_pixels", "ingress_cache_bytes", "transform_max_per_node"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.upper()} must not be negative")
         if self.render_memory_mb < 0:
@@ -135,7 +141,8 @@ class Settings:
                      "request_timeout_s", "transform_num_cpus",
                      "ingress_num_cpus", "transform_max_ongoing", "ingress_max_ongoing", "ingress_target_ongoing",
                      "ingress_render_slots", "amqp_prefetch", "job_retries", "transform_max_queued",
-                     "ingress_max_queued", "ingress_cache_ttl_s", "shutdown_timeout_s"):
+                     "ingress_max_queued", "ingress_cache_ttl_s", "shutdown_timeout_s", "scale_up_delay_s",
+                     "scale_down_delay_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name.upper()} must be positive")
         try:

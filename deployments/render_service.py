@@ -207,7 +207,7 @@ class RenderService:
         width, height = out.size or (original.metadata["width"], original.metadata["height"])
         return self.store.describe(wanted.key, out.data, content_type=out.media_type, metadata={
             "kind": "variant", "source": wanted.image_id, "operation": wanted.key.split("/", 1)[1],
-            "format": out.format, "width": width, "height": height})
+            "format": out.format, "width": width, "height": height, "rendered_by": self.node})
 
     def timed_out(self) -> RenderTimeout:
         return RenderTimeout(f"processing took longer than {self.settings.request_timeout_s:g} s; it was stopped "
@@ -217,5 +217,6 @@ class RenderService:
 def _outcome(result: StoredFile | ImageError) -> dict[str, Any]:
     if isinstance(result, ImageError):
         return {"status": "failed", "error": f"{result.code}: {result.message}"}
-    return {"status": "ok", "variant_id": result.key, "content_type": result.content_type, "bytes": result.length}
+    return {"status": "ok", "variant_id": result.key, "content_type": result.content_type, "bytes": result.length,
+            "rendered_by": result.metadata.get("rendered_by")}
 

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -136,22 +137,36 @@ def test_renders_and_job_items_run_on_both_nodes_and_replicas_follow_the_load(tw
         "mongo_url": mongo_url, "mongo_db": "prog_image_cluster_load", "http_port": port, "amqp_url": amqp_url,
         "amqp_queue": queue, "ray_address": address, "transform_resource": "prog_image_transform",
         "transform_min_replicas": 1, "transform_max_replicas": 2, "transform_target_ongoing": 1,
-        "transform_num_cpus": 0.5, "ingress_min_replicas": 1, "ingress_max_replicas": 1, "ingress_num_cpus": 0.1,
+        "transform_num_cpus": 0.5, "transform_max_per_node": 1,
+        "ingress_min_replicas": 1, "ingress_max_replicas": 1, "ingress_num_cpus": 0.1,
         "ingress_render_max_pixels": 0, "scale_up_delay_s": 1, "scale_down_delay_s": 5}))
     base = f"http://127.0.0.1:{port}"
     ids = [httpx.post(f"{base}/upload_file", files={"image": ("c.png", encoded(photo(600, 450, seed=1500 + i), "PNG"))},
                       timeout=60).json()["image_id"] for i in range(40)]
     assert replicas(address)["Transformer"] == 1
 
-    nodes, peak = set(), 1
-    with ThreadPoolExecutor(4) as pool:
-        for op in ("png", "mirror", "grayscale", "jpeg"):
-            answers = list(pool.map(lambda i, op=op: httpx.get(f"{base}/{i}/{op}", timeout=60), ids))
-            assert all(a.status_code == 200 for a in answers)
-            nodes |= {a.headers["x-rendered-by"] for a in answers if "x-rendered-by" in a.headers}
+    # Sustained load, every request a new variant (a blur radius of its own), until both nodes render.
+    nodes: set[str] = set()
+    loaded = threading.Event()
+
+    def load(worker: int) -> None:
+        for n in range(10_000):
+            if loaded.is_set():
+                return
+            radius = f"{worker}.{n:04d}"[:6]
+            answer = httpx.get(f"{base}/{ids[n % len(ids)]}/process?ops=blur:r={radius}&format=png", timeout=60)
+            assert answer.status_code == 200, answer.text
+            nodes.add(answer.headers["x-rendered-by"])
+
+    peak, deadline = 1, time.monotonic() + 120
+    with ThreadPoolExecutor(6) as pool:
+        running = [pool.submit(load, worker) for worker in range(1, 7)]
+        while not (peak == 2 and len(nodes) == 2) and time.monotonic() < deadline:
+            time.sleep(2)
             peak = max(peak, replicas(address)["Transformer"])
-            if peak == 2 and len(nodes) == 2:
-                break
+        loaded.set()
+        for future in running:
+            future.result()
     assert peak == 2, "the transform deployment did not scale up under load"
     assert len(nodes) == 2 and all(n.startswith("transform@") for n in nodes), nodes
 
