@@ -57,6 +57,7 @@ T = TypeVar("T")
 # Worth retrying: the database, the cluster or a deadline hiccuped. Anything else is permanent.
 TRANSIENT = (PyMongoError, BackPressureError, RayActorError, TimeoutError, ConnectionError, Overloaded, Unavailable)
 PROGRESS_EVERY_S = 0.25  # a job's progress is written at most this often (results in bulk)
+ITEMS_PER_CALL = 8  # items a transform replica renders per call, at most: fewer calls, lookups and writes
 
 
 class JobRunner:
@@ -95,10 +96,13 @@ class JobRunner:
 
     async def _render_items(self, job_id: str, image_ids: list[str], todo: list[int], operations: list[str],
                             renders: list[str]) -> None:
-        """Each item (one original, every operation) on a transform replica anywhere in the cluster, a bounded
-        number at once; results are written in bulk, at most every PROGRESS_EVERY_S. The first transient
-        failure stops the rest (the job is retried; what was stored is found then)."""
-        window = asyncio.Semaphore(max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing))
+        """Items (one original, every operation) in calls of a few, each to a transform replica anywhere in
+        the cluster, a bounded number of calls at once; results are written in bulk, at most every
+        PROGRESS_EVERY_S. The first transient failure stops the rest (the job is retried; what was
+        stored is found then)."""
+        window = max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing)
+        size = max(1, min(ITEMS_PER_CALL, len(todo) // (4 * window)))  # calls enough to keep every replica busy
+        calls = asyncio.Semaphore(window)
         landed: list[tuple[int, str, dict[str, Any]]] = []
         flushed = time.monotonic()
         writing = asyncio.Lock()
@@ -111,26 +115,27 @@ class JobRunner:
                 if batch:
                     await asyncio.to_thread(self.jobs.record_many, job_id, batch)
 
-        async def item(index: int) -> None:
-            image_id = image_ids[index]
-            async with window:
+        async def call(indexes: list[int]) -> None:
+            ids = [image_ids[index] for index in indexes]
+            async with calls:
                 deadline = time.time() + self.settings.request_timeout_s
                 try:
-                    outcomes = await asyncio.wait_for(self.transformer.render_item.remote(image_id, renders, deadline),
+                    outcomes = await asyncio.wait_for(self.transformer.render_items.remote(ids, renders, deadline),
                                                       self.settings.request_timeout_s + 2)
-                except ImageError as exc:  # this item can't be done (unless it is transient); the rest goes on
+                except ImageError as exc:  # these items can't be done (unless it is transient); the rest go on
                     if isinstance(exc, TRANSIENT):
                         raise
-                    outcomes = [{"status": "failed", "error": f"{exc.code}: {exc.message}"}] * len(renders)
-            for op, outcome in zip(operations, outcomes, strict=True):
-                landed.append((index, op, self._described(image_id, op, outcome)))
+                    outcomes = [[{"status": "failed", "error": f"{exc.code}: {exc.message}"}] * len(renders)] * len(ids)
+            for index, image_id, item in zip(indexes, ids, outcomes, strict=True):
+                for op, outcome in zip(operations, item, strict=True):
+                    landed.append((index, op, self._described(image_id, op, outcome)))
             if time.monotonic() - flushed >= PROGRESS_EVERY_S:
                 await flush()
 
         try:
             async with asyncio.TaskGroup() as group:
-                for index in todo:
-                    group.create_task(item(index))
+                for start in range(0, len(todo), size):
+                    group.create_task(call(todo[start:start + size]))
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
         await flush()

@@ -6,9 +6,9 @@ from starlette.requests import Request
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
-def cache_headers(sha256: str, hit: bool) -> dict[str, str]:
+def cache_headers(etag: str, hit: bool) -> dict[str, str]:
     """X-Cache says whether the variant was already stored (HIT) or rendered for this request (MISS)."""
-    return {"ETag": f'"{sha256}"', "Cache-Control": CACHE_CONTROL, "X-Cache": "HIT" if hit else "MISS"}
+    return {"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL, "X-Cache": "HIT" if hit else "MISS"}
 
 
 def not_modified(request: Request, etag: str) -> bool:

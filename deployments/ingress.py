@@ -70,10 +70,10 @@ def checks_response(checks: dict[str, str]) -> JSONResponse:
                         status_code=200 if healthy else 503)
 
 
-def _image_response(request: Request, sha256: str, media_type: str, length: int,
+def _image_response(request: Request, etag: str, media_type: str, length: int,
                     body: Callable[[dict[str, str]], Response], hit: bool) -> Response:
     """An image answer with its caching headers: 304 when the client has it, headers only for HEAD."""
-    headers = cache_headers(sha256, hit=hit)
+    headers = cache_headers(etag, hit=hit)
     if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(length)
@@ -135,7 +135,7 @@ class Api:
         remembered = self.memory.get(wanted.key)
         if remembered is not None:  # no database round trip, no thread hop
             metrics().cache.inc(tags={"result": "hit"})
-            return _respond(remembered.data, remembered.media_type, remembered.sha256, request, hit=True)
+            return _respond(remembered.data, remembered.media_type, remembered.etag, request, hit=True)
         pending = self.service.pending(wanted.key)
         if pending is not None:  # being rendered or stored by this replica: share it, no database round trip
             metrics().cache.inc(tags={"result": "miss"})
@@ -146,11 +146,11 @@ class Api:
         if cached is None:
             return self._answer(wanted, await self.service.render(wanted, original), request)
         if body is None:
-            return _image_response(request, cached.sha256, cached.content_type, cached.length, lambda headers:
+            return _image_response(request, cached.etag, cached.content_type, cached.length, lambda headers:
                                    StreamingResponse(self.store.iter_chunks(cached), media_type=cached.content_type,
                                                      headers=headers), hit=True)
-        self.memory.put(wanted.key, body, cached.content_type, cached.sha256)
-        return _respond(body, cached.content_type, cached.sha256, request, hit=True)
+        self.memory.put(wanted.key, body, cached.content_type, cached.etag)
+        return _respond(body, cached.content_type, cached.etag, request, hit=True)
 
     def _lookup(self, wanted: VariantRequest) -> tuple[StoredFile | None, bytes | None, StoredFile]:
         """One thread hop and one query: the stored variant (with its bytes when small), and the original."""
@@ -159,8 +159,8 @@ class Api:
 
     def _answer(self, wanted: VariantRequest, rendered: Variant, request: Request) -> Response:
         stored = rendered.stored
-        self.memory.put(wanted.key, rendered.data, stored.content_type, stored.sha256)
-        response = _respond(rendered.data, stored.content_type, stored.sha256, request, hit=False)
+        self.memory.put(wanted.key, rendered.data, stored.content_type, stored.etag)
+        response = _respond(rendered.data, stored.content_type, stored.etag, request, hit=False)
         response.headers["X-Rendered-By"] = rendered.rendered_by
         return response
 
@@ -183,8 +183,8 @@ def check_id(image_id: str) -> None:
         raise ApiError(404, "not_found", f"no image with id {image_id!r}: ids are 64 hex characters")
 
 
-def _respond(data: bytes, media_type: str, sha256: str, request: Request, hit: bool) -> Response:
-    return _image_response(request, sha256, media_type, len(data),
+def _respond(data: bytes, media_type: str, etag: str, request: Request, hit: bool) -> Response:
+    return _image_response(request, etag, media_type, len(data),
                            lambda headers: Response(data, media_type=media_type, headers=headers), hit=hit)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class Entry:
     data: bytes
     media_type: str
-    sha256: str
+    etag: str
     expires: float
 
 
@@ -39,12 +39,12 @@ class MemoryCache:
         self.entries.move_to_end(key)
         return entry
 
-    def put(self, key: str, data: bytes, media_type: str, sha256: str) -> None:
+    def put(self, key: str, data: bytes, media_type: str, etag: str) -> None:
         if len(data) > self.max_item_bytes:
             return
         if key in self.entries:
             self._remove(key)
-        self.entries[key] = Entry(data, media_type, sha256, time.monotonic() + self.ttl_s)
+        self.entries[key] = Entry(data, media_type, etag, time.monotonic() + self.ttl_s)
         self.size += len(data)
         while self.size > self.max_bytes:
             self._remove(next(iter(self.entries)))

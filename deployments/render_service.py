@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ray
@@ -140,39 +141,58 @@ class RenderService:
 
     def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
         """Store a drawn variant (unless another render stored it first: then that one)."""
-        return self._keep([(stored, data)])[0]
+        return self._drop_orphans([self.store.write(stored, data, cache=True)[0]])[0]
 
-    def _keep(self, drawn: list[tuple[StoredFile, bytes]]) -> list[StoredFile]:
-        """Store drawn variants of one original in one bulk write. If the original was deleted while they
-        were rendered, they are removed again: no orphans (a DELETE removes the original before it lists
-        the variants, so one of the two sees the other)."""
-        kept = [stored for stored, _ in self.store.write_many(drawn, cache=True)]
-        if kept and self.store.find(kept[0].metadata["source"]) is None:
-            for stored in kept:
+    def _drop_orphans(self, kept: list[StoredFile]) -> list[StoredFile]:
+        """Stored variants whose original was deleted while they were rendered are removed again: no orphans
+        (a DELETE removes the original before it lists the variants, so one of the two sees the other)."""
+        sources = {stored.metadata["source"] for stored in kept}
+        gone = sources - set(self.store.find_many(list(sources))) if sources else set()
+        for stored in kept:
+            if stored.metadata["source"] in gone:
                 self.store.delete(stored.key)
         return kept
 
-    def render_item(self, image_id: str, operations: list[str], deadline: float) -> list[dict[str, Any]]:
-        """A batch item: every operation of a job on one original, each stored (or found stored) and
-        described, or failed with the reason. One lookup, one read and one decode per way of decoding
-        (transforms.run_many), one bulk write. An outage or the deadline raises: the job retries."""
-        wanted = [job_request(self.settings, image_id, op).until(deadline) for op in operations]
-        found = self.store.find_many([image_id, *(w.key for w in wanted)])
-        original = found.get(image_id)
-        if original is None:
-            return [{"status": "failed", "error": f"no image with id {image_id}"}] * len(wanted)
-        todo = [w for w in wanted if w.key not in found]
-        if todo:
+    def render_items(self, image_ids: list[str], operations: list[str], deadline: float
+                     ) -> list[list[dict[str, Any]]]:
+        """Batch items: every operation of a job on each original, each stored (or found stored) and described,
+        or failed with the reason. For all of them together: one lookup, one read of the originals, one bulk
+        write; per original one decode per way of decoding (transforms.run_many). An outage or the deadline
+        raises: the job retries."""
+        wanted = {image_id: [job_request(self.settings, image_id, op).until(deadline) for op in operations]
+                  for image_id in image_ids}
+        found = self.store.find_many([*wanted, *(w.key for ws in wanted.values() for w in ws)])
+        todo = {image_id: [w for w in ws if w.key not in found] for image_id, ws in wanted.items()
+                if image_id in found}
+        originals = [found[image_id] for image_id, ws in todo.items() if ws]
+        if originals:
             started = time.perf_counter()
-            rendered = self._run(self._read(original), todo, deadline)
-            drawn = [(self._describe(w, original, out), out.data) for w, out in zip(todo, rendered, strict=True)
-                     if not isinstance(out, ImageError)]
-            if time.time() > deadline:
+            sources = self.store.read_many(originals)
+            failed: dict[str, ImageError] = {}
+            # Each original's variants are written while the next one renders (MongoDB latency off the CPU).
+            with ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
+                writes = []
+                for original in originals:
+                    if original.key not in sources:  # deleted since it was looked up
+                        failed.update({w.key: NotFound(f"{original.key} was deleted") for w in todo[original.key]})
+                        continue
+                    rendered = self._run(sources.pop(original.key), todo[original.key], deadline)
+                    drawn = []
+                    for w, out in zip(todo[original.key], rendered, strict=True):
+                        if isinstance(out, ImageError):
+                            failed[w.key] = out
+                        else:
+                            drawn.append((self._describe(w, original, out), out.data))
+                    writes.append(writer.submit(self.store.write_many, drawn, True))
+                kept = [stored for write in writes for stored, _ in write.result()]
+            if time.time() > deadline:  # answered late: the job retries, and finds what was stored
                 raise self.timed_out()
-            found.update({stored.key: stored for stored in self._keep(drawn)})
-            found.update({w.key: out for w, out in zip(todo, rendered, strict=True) if isinstance(out, ImageError)})
+            found.update({stored.key: stored for stored in self._drop_orphans(kept)})
+            found.update(failed)
             metrics().render.observe(time.perf_counter() - started, tags={"operation": "batch"})
-        return [_outcome(found[w.key]) for w in wanted]
+        missing = [{"status": "failed", "error": "not_found: no such image"}] * len(operations)
+        return [[_outcome(found[w.key]) for w in wanted[image_id]] if image_id in found else missing
+                for image_id in image_ids]
 
     def _read(self, original: StoredFile) -> bytes:
         try:

@@ -66,11 +66,12 @@ class Transformer:
         """An original above the ingress's placement limit, rendered here (answered before it is stored)."""
         return await self.service.render(wanted, original)
 
-    async def render_item(self, image_id: str, operations: list[str], deadline: float) -> list[dict[str, Any]]:
-        """A batch item: every operation on one original (see RenderService.render_item). A database outage is
-        a ConnectionError (it crosses Ray intact): the bridge retries the job."""
+    async def render_items(self, image_ids: list[str], operations: list[str], deadline: float
+                           ) -> list[list[dict[str, Any]]]:
+        """Batch items: every operation on each original (see RenderService.render_items). A database outage
+        is a ConnectionError (it crosses Ray intact): the bridge retries the job."""
         try:
-            return await asyncio.to_thread(self.service.render_item, image_id, operations, deadline)
+            return await asyncio.to_thread(self.service.render_items, image_ids, operations, deadline)
         except ConnectionFailure as exc:
             raise ConnectionError(f"the database is unreachable: {type(exc).__name__}") from None
 
@@ -107,7 +108,7 @@ class Transformer:
             stored, _ = self.store.put(image_id, data, content_type=info.media_type, metadata={
                 "kind": "original", "format": info.format, "width": info.width, "height": info.height,
                 "blurhash": hint.blurhash, "dominant_color": hint.dominant_color, "frames": info.frames,
-                "uploaded_at": dt.datetime.now(dt.UTC)})
+                "uploaded_at": dt.datetime.now(dt.UTC)}, etag=image_id)  # hashed once: the id is its SHA-256
         return image_record(stored)
 
     def _self_test(self) -> bool:

@@ -19,7 +19,7 @@ import gridfs
 import gridfs.errors
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, CollectionInvalid
 from pymongo.write_concern import WriteConcern
 
 _CHUNK_BYTES = 1024 * 1024  # fewer, larger chunks than GridFS's 255 KiB: fewer round trips
@@ -37,7 +37,7 @@ class StoredFile:
     file_id: ObjectId
     length: int
     content_type: str
-    sha256: str
+    etag: str
     metadata: dict[str, Any]
     upload_date: dt.datetime
 
@@ -75,8 +75,14 @@ class ImageStore:
         self._indexed = False
 
     def ensure_indexes(self) -> None:
-        """Create the indexes (idempotent). Done before the first write of each process, not at start:
-        a process must start while MongoDB is down."""
+        """Create the chunks collection and the indexes (idempotent). Done before the first write of each
+        process, not at start: a process must start while MongoDB is down."""
+        if not self.db.list_collection_names(filter={"name": "fs.chunks"}):
+            # Image bytes are compressed already: WiredTiger's snappy would only spend the server's CPU
+            # (bench/batch.py: most of mongod's CPU while a job stored 2 MB of variants per image).
+            with contextlib.suppress(CollectionInvalid):  # another process made it first
+                self.db.create_collection("fs.chunks", storageEngine={
+                    "wiredTiger": {"configString": "block_compressor=none"}})
         self.files.create_index([("filename", ASCENDING)], unique=True, name="key_unique")
         self.files.create_index([("metadata.source", ASCENDING)], name="by_source")
         self.chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True,
@@ -92,7 +98,7 @@ class ImageStore:
         return _stored(doc) if doc else None
 
     def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, Any] | None = None,
-            cache: bool = False) -> tuple[StoredFile, bool]:
+            cache: bool = False, etag: str | None = None) -> tuple[StoredFile, bool]:
         """Store data under key unless the key exists. Returns (file, created).
 
         cache=True is for variants, which can be rendered again: no journal wait, and no lookup first
@@ -101,15 +107,20 @@ class ImageStore:
             existing = self.find(key)
             if existing:
                 return existing, False
-        return self.write(self.describe(key, data, content_type=content_type, metadata=metadata), data, cache)
+        return self.write(self.describe(key, data, content_type=content_type, metadata=metadata, etag=etag), data,
+                          cache)
 
     @staticmethod
-    def describe(key: str, data: bytes, *, content_type: str, metadata: dict[str, Any] | None = None) -> StoredFile:
-        """The file that write() stores: known before it is written, so a variant can be answered first."""
-        meta = {**(metadata or {}), "content_type": content_type, "sha256": content_id(data)}
+    def describe(key: str, data: bytes, *, content_type: str, metadata: dict[str, Any] | None = None,
+                 etag: str | None = None) -> StoredFile:
+        """The file that write() stores: known before it is written, so a variant can be answered first.
+        etag: a digest of data already at hand (an original's content id), else a BLAKE2b of it (twice
+        SHA-256's speed; any strong digest names the bytes for HTTP caches)."""
+        meta = {**(metadata or {}), "content_type": content_type,
+                "etag": etag or hashlib.blake2b(data, digest_size=16).hexdigest()}
         now = dt.datetime.now(dt.UTC)
         uploaded = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps: milliseconds
-        return StoredFile(key, ObjectId(), len(data), content_type, meta["sha256"], meta, uploaded)
+        return StoredFile(key, ObjectId(), len(data), content_type, meta["etag"], meta, uploaded)
 
     def write(self, stored: StoredFile, data: bytes, cache: bool) -> tuple[StoredFile, bool]:
         """Write a described file unless its key exists (then the existing one wins). Returns (file, created)."""
@@ -168,6 +179,21 @@ class ImageStore:
             raise OSError(f"GridFS file {stored.key} is incomplete: {len(data)} of {stored.length} bytes")
         return data
 
+    def read_many(self, files: list[StoredFile]) -> dict[str, bytes]:
+        """Several files' contents by key, in one query; files deleted meanwhile are left out."""
+        pieces: dict[ObjectId, list[bytes]] = {stored.file_id: [] for stored in files}
+        for chunk in self.chunks.find({"files_id": {"$in": list(pieces)}}, {"_id": 0, "files_id": 1, "data": 1}
+                                      ).sort([("files_id", ASCENDING), ("n", ASCENDING)]):
+            pieces[chunk["files_id"]].append(chunk["data"])
+        out = {}
+        for stored in files:
+            data = b"".join(pieces[stored.file_id])
+            if len(data) == stored.length:
+                out[stored.key] = data
+            elif data:  # chunks there but not all of them: not a deletion
+                raise OSError(f"GridFS file {stored.key} is incomplete: {len(data)} of {stored.length} bytes")
+        return out
+
     def iter_chunks(self, stored: StoredFile) -> Iterator[bytes]:
         """Stream a file chunk by chunk, never holding it whole (one query; the files document is known)."""
         cursor = self.chunks.find({"files_id": stored.file_id}, {"data": 1, "_id": 0}).sort("n", ASCENDING)
@@ -220,4 +246,5 @@ def _stored(doc: dict[str, Any]) -> StoredFile:
     meta = doc.get("metadata") or {}
     return StoredFile(key=doc["filename"], file_id=doc["_id"], length=doc["length"],
                       content_type=meta.get("content_type", "application/octet-stream"),
-                      sha256=meta.get("sha256", ""), metadata=meta, upload_date=doc["uploadDate"])
+                      etag=meta.get("etag") or meta.get("sha256", ""),  # named sha256 before 2026-12
+                      metadata=meta, upload_date=doc["uploadDate"])

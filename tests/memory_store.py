@@ -38,6 +38,13 @@ class MemoryStore:
             raise FileGone(stored.key)
         return self.data[stored.key]
 
+    def read_many(self, files: list[StoredFile]) -> dict[str, bytes]:
+        self.calls["read_many"] += 1
+        return {stored.key: self.data[stored.key] for stored in files if stored.key in self.data}
+
+    def write(self, stored: StoredFile, data: bytes, cache: bool) -> tuple[StoredFile, bool]:
+        return self.write_many([(stored, data)], cache)[0]
+
     def write_many(self, files: list[tuple[StoredFile, bytes]], cache: bool) -> list[tuple[StoredFile, bool]]:
         self.calls["write_many"] += 1
         written = []
@@ -90,6 +97,6 @@ class MemoryJobs:
 
 
 def local_transformer(service: Any) -> Any:
-    """A stand-in for the transform deployment's handle: render_item.remote() runs the service here."""
-    return SimpleNamespace(render_item=SimpleNamespace(
-        remote=lambda *args: asyncio.ensure_future(asyncio.to_thread(service.render_item, *args))))
+    """A stand-in for the transform deployment's handle: render_items.remote() runs the service here."""
+    return SimpleNamespace(render_items=SimpleNamespace(
+        remote=lambda *args: asyncio.ensure_future(asyncio.to_thread(service.render_items, *args))))

@@ -34,31 +34,34 @@ def original(store: MemoryStore, seed: int, size: tuple[int, int] = (320, 240)) 
     return content_id(data)
 
 
-def test_a_batch_item_renders_every_operation_from_one_read_and_stores_them_in_one_write(store):
+def test_batch_items_render_every_operation_from_one_read_and_are_stored_in_bulk(store):
     service = RenderService(SETTINGS, store, "test")
-    image_id = original(store, 1)
+    ids = [original(store, 1), original(store, 2)]
     store.calls.clear()
-    outcomes = service.render_item(image_id, SEED, float("inf"))
-    assert [o["status"] for o in outcomes] == ["ok"] * 4
-    assert store.calls["read"] == 1 and store.calls["write_many"] == 1
-    data = store.data[image_id]
-    for op, outcome in zip(SEED, outcomes, strict=True):
-        wanted = job_request(SETTINGS, image_id, op)
-        assert outcome["variant_id"] == wanted.key
-        assert store.data[wanted.key] == run(data, wanted.pipeline, limits=SETTINGS.limits, options=wanted.options).data
+    outcomes = service.render_items(ids, SEED, float("inf"))
+    assert [[o["status"] for o in item] for item in outcomes] == [["ok"] * 4] * 2
+    # One lookup, one read, one write per original (while the next renders), one orphan check.
+    assert store.calls == {"find_many": 2, "read_many": 1, "write_many": 2}
+    for image_id, item in zip(ids, outcomes, strict=True):
+        for op, outcome in zip(SEED, item, strict=True):
+            wanted = job_request(SETTINGS, image_id, op)
+            assert outcome["variant_id"] == wanted.key and outcome["rendered_by"] == "test"
+            alone = run(store.data[image_id], wanted.pipeline, limits=SETTINGS.limits, options=wanted.options).data
+            assert store.data[wanted.key] == alone  # the very bytes the same URL renders over HTTP
     # Again: everything is found stored; nothing is read, rendered or written.
-    assert service.render_item(image_id, SEED, float("inf")) == outcomes
-    assert store.calls["read"] == 1 and store.calls["write_many"] == 1
+    store.calls.clear()
+    assert service.render_items(ids, SEED, float("inf")) == outcomes
+    assert store.calls == {"find_many": 1}
 
 
 def test_a_batch_item_fails_alone_what_cannot_apply(store):
     service = RenderService(SETTINGS, store, "test")
     image_id = original(store, 2, (100, 80))
-    crop, mirror = service.render_item(image_id, ["ops=crop:x=90:y=0:w=50:h=10", "mirror"], float("inf"))
+    ops = ["ops=crop:x=90:y=0:w=50:h=10", "mirror"]
+    [crop, mirror], [gone, _] = service.render_items([image_id, "0" * 64], ops, float("inf"))
     assert crop["status"] == "failed" and crop["error"].startswith("bad_pipeline")
     assert mirror["status"] == "ok" and store.find(mirror["variant_id"]) is not None
-    assert service.render_item("0" * 64, ["png"], float("inf")) == [
-        {"status": "failed", "error": f"no image with id {'0' * 64}"}]
+    assert gone["status"] == "failed" and gone["error"].startswith("not_found")
 
 
 def test_a_variant_of_an_original_deleted_meanwhile_is_not_kept(store):
@@ -93,8 +96,9 @@ def test_a_job_stores_every_result_writes_progress_in_bulk_and_a_redelivery_stor
     assert item["url"].endswith(f"/{ids[0]}/mirror")
     mirrored, source = pixels_of(store.data[item["variant_id"]]).astype(int), pixels_of(store.data[ids[0]])
     assert np.abs(mirrored - source[:, ::-1]).mean() < 8 < 20 < np.abs(mirrored - source).mean()  # re-encoded
-    assert store.calls["find_many"] == 1 + 6  # the job's originals in one query, then one per item
-    assert jobs.calls["record_many"] <= 3  # progress at most every 0.25 s, and once at the end
+    # The job's originals in one query; then per call of up to 8 items a lookup and an orphan check.
+    assert store.calls["find_many"] <= 1 + 2 * 6 and store.calls["write_many"] == 6
+    assert jobs.calls["record_many"] <= 7  # at most once per call and every 0.25 s, and once at the end
     writes = store.calls["write_many"]
     assert run_job(store, jobs, message) == result  # redelivered after it finished: the same answer
     assert store.calls["write_many"] == writes

@@ -16,7 +16,7 @@ def test_least_recently_used_goes_first_when_over_budget():
     assert cache.get(f"{A}/png").data == b"1" * 100  # now the most recently used
     cache.put(f"{B}/png", b"3" * 100, "image/png", "h3")  # 300 > 250: evicts A/jpeg, not A/png
     assert cache.get(f"{A}/jpeg") is None
-    assert cache.get(f"{A}/png").sha256 == "h1" and cache.get(f"{B}/png").media_type == "image/png"
+    assert cache.get(f"{A}/png").etag == "h1" and cache.get(f"{B}/png").media_type == "image/png"
     assert cache.size == 200
 
 

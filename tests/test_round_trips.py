@@ -41,7 +41,9 @@ def test_a_job_needs_fewer_than_three_round_trips_per_image_operation(mongo_url)
     commands = Commands()
     monitoring.register(commands)  # for clients made from here on: a URL of its own makes a new one
     url = mongo_url + ("&" if "?" in mongo_url else "?") + "appname=round-trips"
-    settings = Settings(mongo_url=url, mongo_db=f"round_trips_{os.getpid()}", amqp_url="")
+    # One replica taking one call at a time: calls of several items, as a large job's on a larger cluster.
+    settings = Settings(mongo_url=url, mongo_db=f"round_trips_{os.getpid()}", amqp_url="", transform_min_replicas=1,
+                        transform_max_replicas=1, transform_max_ongoing=1)
     store = ImageStore(url, settings.mongo_db)
     store.ensure_indexes()
     ids = []
