@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -26,9 +27,17 @@ from deployments.config import Settings
 from storage.embedded_mongod import EmbeddedMongod, free_port
 
 COUNT = 200  # images per mode, in ROUNDS interleaved rounds
-ROUNDS = 2
+ROUNDS = 4
 OPERATIONS = ["jpeg", "png", "grayscale", "mirror"]
 FIGURES = Path(__file__).parent / "figures" / "batch.txt"
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the machine has spent on anything but idling (all processes: the service, mongod,
+    RabbitMQ, the client): what a mode costs, whatever the neighbours on this host take meanwhile."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -51,14 +60,17 @@ def main() -> None:
                 ids, _ = upload_all(client, variants(picture, "JPEG", 2 * COUNT))
                 per_round = COUNT // ROUNDS
                 rates: dict[str, list[float]] = {"batch": [], "http": []}
+                cpu_ms: dict[str, list[float]] = {"batch": [], "http": []}
                 for r in range(ROUNDS):
                     fresh = ids[2 * r * per_round:(2 * r + 1) * per_round]
                     paths = [f"/{image_id}/{op}" for image_id in fresh for op in OPERATIONS]
+                    cpu = busy_cpu_s()
                     http = load(lambda i, paths=paths: paths[i], len(paths), 4, base)
+                    cpu_ms["http"].append(1000 * (busy_cpu_s() - cpu) / len(paths))
                     assert not http["errors"], http
                     rates["http"].append(http["rps"])
                     items = ids[(2 * r + 1) * per_round:(2 * r + 2) * per_round]
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), busy_cpu_s()
                     channel.basic_publish("", queue, json.dumps({"items": [{"image_id": i} for i in items],
                                                                  "operations": OPERATIONS}),
                                           pika.BasicProperties(content_type="application/json", reply_to=replies))
@@ -67,11 +79,17 @@ def main() -> None:
                         break
                     channel.cancel()
                     rates["batch"].append(len(items) * len(OPERATIONS) / (time.perf_counter() - started))
-                    print(f"round {r + 1}: HTTP (c4) {rates['http'][-1]:.1f}, batch {rates['batch'][-1]:.1f}",
-                          flush=True)
-                http_rate, batch_rate = (sum(rates[m]) / ROUNDS for m in ("http", "batch"))
-                lines += [f"HTTP, concurrency 4: {http_rate:6.1f}", f"batch job:          {batch_rate:6.1f}",
-                          f"batch / HTTP:       {batch_rate / http_rate:6.2f}x",
+                    cpu_ms["batch"].append(1000 * (busy_cpu_s() - cpu) / (len(items) * len(OPERATIONS)))
+                    print(f"round {r + 1}: HTTP (c4) {rates['http'][-1]:.1f}/s {cpu_ms['http'][-1]:.1f} ms CPU, "
+                          f"batch {rates['batch'][-1]:.1f}/s {cpu_ms['batch'][-1]:.1f} ms CPU", flush=True)
+                rate, cost = ({m: statistics.median(v[m]) for m in v} for v in (rates, cpu_ms))
+                lines += ["mode                 rate (median)   machine CPU per image-operation (median)",
+                          f"HTTP, concurrency 4: {rate['http']:6.1f}/s        {cost['http']:5.1f} ms",
+                          f"batch job:           {rate['batch']:6.1f}/s        {cost['batch']:5.1f} ms",
+                          f"batch / HTTP:        {rate['batch'] / rate['http']:6.2f}x         "
+                          f"{cost['http'] / cost['batch']:5.2f}x less CPU",
+                          f"rounds, HTTP: {[round(r) for r in rates['http']]}",
+                          f"rounds, batch: {[round(r) for r in rates['batch']]}",
                           f"load average after: {os.getloadavg()[0]:.2f}"]
                 channel.queue_delete(queue)
                 channel.queue_delete(amqp.dead_queue(queue))

@@ -101,7 +101,7 @@ class JobRunner:
         PROGRESS_EVERY_S. The first transient failure stops the rest (the job is retried; what was
         stored is found then)."""
         window = max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing)
-        size = max(1, min(ITEMS_PER_CALL, len(todo) // (4 * window)))  # calls enough to keep every replica busy
+        size = min(ITEMS_PER_CALL, -(-len(todo) // (2 * window)))  # at least two calls per place to run one
         calls = asyncio.Semaphore(window)
         landed: list[tuple[int, str, dict[str, Any]]] = []
         flushed = time.monotonic()
