@@ -120,7 +120,7 @@ def _bridge_connections(settings) -> list[str]:
 
 
 def test_connection_loss_mid_job_loses_nothing(client, store, broker, settings):
-    ids = upload_many(client, 24, size=(1200, 900), seed=700, fmt="JPEG")
+    ids = upload_many(client, 48, size=(1600, 1200), seed=700, fmt="JPEG")  # seconds of work: closed mid-job
     [before] = _bridge_connections(settings)
     correlation_id = broker.job(ids, ["png", "grayscale", "mirror"], job_id="interrupted")
     deadline = time.monotonic() + 30
@@ -128,9 +128,9 @@ def test_connection_loss_mid_job_loses_nothing(client, store, broker, settings):
         time.sleep(0.05)
     assert job["state"] == "running"  # in flight
     _rabbitmqctl("close_connection", before, "test: broker closes the bridge's connection")
-    assert client.get("/jobs/interrupted").json()["progress"]["done"] < 72  # closed mid-job
+    assert client.get("/jobs/interrupted").json()["progress"]["done"] < 144  # closed mid-job
     reply = broker.reply(correlation_id)
-    assert reply["state"] == "done" and reply["progress"]["done"] == 72
+    assert reply["state"] == "done" and reply["progress"]["done"] == 144
     for image_id in ids:
         for op in ("png", "grayscale", "mirror"):
             assert store.count(variant_key(image_id, op)) == 1
