@@ -7,7 +7,7 @@
 
 Thumbor runs as in the shared notes' peer figures: `--processes 2`, file loader, no original or result
 storage (its default file storage would serve a later run's same-named files from an earlier one),
-baseline JPEG at q85. Every request is a new image for both (uncached). Rounds alternate between the
+baseline JPEG at q85, PNG at its default zlib level. Every request is a new image for both (uncached). Rounds alternate between the
 two services; each request opens a new connection (http.client, a light client on the same cores).
 Prints req/s per route and the ratio, with the machine's load average.
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.images import encoded, photo
 
 THUMBOR_PATHS = {"jpeg": "/unsafe/{name}", "grayscale": "/unsafe/filters:grayscale()/{name}",
-                 "mirror": "/unsafe/-0x0/{name}"}
+                 "mirror": "/unsafe/-0x0/{name}", "png": "/unsafe/filters:format(png)/{name}"}
 THUMBOR_CONF = """LOADER = 'thumbor.loaders.file_loader'
 FILE_LOADER_ROOT_PATH = '{root}'
 STORAGE = 'thumbor.storages.no_storage'

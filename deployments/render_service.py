@@ -55,6 +55,8 @@ class RenderService:
         self.slots = asyncio.Semaphore(settings.ingress_render_slots if transformer else settings.transform_max_ongoing)
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()  # renders and stores in flight (asyncio keeps weak references)
+        self.to_store: list[tuple[StoredFile, bytes, asyncio.Future[None]]] = []  # drawn, waiting for a write
+        self.storing: asyncio.Task[None] | None = None
 
     # --- lookup ---------------------------------------------------------------------------------
 
@@ -94,7 +96,7 @@ class RenderService:
                 stored, data = await self.within(wanted.deadline, asyncio.to_thread(self.draw, wanted, original))
             pending.set_result(Variant(stored, data, self.node))
             try:
-                await asyncio.to_thread(self.keep, stored, data)
+                await self._store_soon(stored, data)
             except Exception as exc:  # only logged: the variant is rendered again when next asked
                 log.warning("storing a rendered variant failed (it will be rendered again): %r", exc)
         except asyncio.CancelledError:
@@ -122,6 +124,27 @@ class RenderService:
         except TimeoutError:
             raise self.timed_out() from None
 
+    async def _store_soon(self, stored: StoredFile, data: bytes) -> None:
+        """Store a drawn variant with the others drawn meanwhile: one bulk write and one orphan check for
+        all that wait while the previous write runs (under load, a fraction of a round trip each)."""
+        stored_now = asyncio.get_running_loop().create_future()
+        self.to_store.append((stored, data, stored_now))
+        if self.storing is None or self.storing.done():
+            self.storing = asyncio.ensure_future(self._store_queued())
+        await stored_now
+
+    async def _store_queued(self) -> None:
+        while self.to_store:
+            queued, self.to_store = self.to_store, []
+            try:
+                await asyncio.to_thread(self._keep, [(stored, data) for stored, data, _ in queued])
+            except Exception as exc:
+                for *_, stored_now in queued:
+                    stored_now.set_exception(exc)
+            else:
+                for *_, stored_now in queued:
+                    stored_now.set_result(None)
+
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self.tasks.add(task)
@@ -141,7 +164,10 @@ class RenderService:
 
     def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
         """Store a drawn variant (unless another render stored it first: then that one)."""
-        return self._drop_orphans([self.store.write(stored, data, cache=True)[0]])[0]
+        return self._keep([(stored, data)])[0]
+
+    def _keep(self, drawn: list[tuple[StoredFile, bytes]]) -> list[StoredFile]:
+        return self._drop_orphans([stored for stored, _ in self.store.write_many(drawn, cache=True)])
 
     def _drop_orphans(self, kept: list[StoredFile]) -> list[StoredFile]:
         """Stored variants whose original was deleted while they were rendered are removed again: no orphans
