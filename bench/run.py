@@ -287,7 +287,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--modes", default="default,throughput",
                         help="comma-separated Serve modes to compare: default, haproxy, throughput; each may add "
-                             "settings, e.g. throughput+PROG_IMAGE_TRANSFORM_RETURN_MAX_BYTES=0")
+                             "settings, e.g. throughput+PROG_IMAGE_INGRESS_RENDER_MAX_PIXELS=0")
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--sizes", default="1MP,12MP")
     parser.add_argument("--formats", default="JPEG,PNG", help="input formats")
