@@ -7,8 +7,9 @@
 
 Thumbor runs as in the shared notes' peer figures: `--processes 2`, file loader, no original or result
 storage (its default file storage would serve a later run's same-named files from an earlier one),
-baseline JPEG at q85, PNG at its default zlib level. Every request is a new image for both (uncached). Rounds alternate between the
-two services; each request opens a new connection (http.client, a light client on the same cores).
+baseline JPEG at q85, PNG at its default zlib level. Every request is a new image for both (uncached).
+Rounds alternate between the two services; each request opens a new connection (http.client, a light
+client on the same cores).
 Prints req/s per route and the ratio, with the machine's load average.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ray.serve import Application
+from ray.serve.config import RequestRouterConfig
 
 from deployments.bridge import Bridge
 from deployments.config import Settings
@@ -22,6 +23,9 @@ def build_app(settings: Settings) -> Application:
             **delays,
         },
         max_ongoing_requests=settings.transform_max_ongoing,
+        # Requests wait in their caller's router while every replica is busy (a batch job's calls do): Serve's
+        # default backoff (up to 0.5 s between tries) left the replicas idle 0.2 s after each wave of calls.
+        request_router_config=RequestRouterConfig(max_backoff_s=0.025),
         **({"max_replicas_per_node": settings.transform_max_per_node} if settings.transform_max_per_node else {}),
         graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
         # Bounded: past this the handle raises BackPressureError and the ingress answers 503 at once.
@@ -30,10 +34,7 @@ def build_app(settings: Settings) -> Application:
                            **({"resources": {settings.transform_resource: 1}} if settings.transform_resource else {})},
     ).bind(settings)
     # The bridge consumes batch jobs on the same transform deployment as HTTP.
-    # A job's calls wait in the bridge's router while every transform replica is busy; Serve's default backoff
-    # (up to 0.5 s between tries) left the replicas idle 0.2 s after each wave of calls (bench/batch.py).
-    bridge = Bridge.options(num_replicas=1, ray_actor_options={
-        "num_cpus": 0, "runtime_env": {"env_vars": {"RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S": "0.025"}}},
+    bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0},
                             graceful_shutdown_timeout_s=settings.shutdown_timeout_s).bind(transformer, settings) \
         if settings.amqp_url else None
     return Api.options(
