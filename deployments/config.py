@@ -106,8 +106,8 @@ class Settings:
                                      "signs, all verify: rotate by prepending a new one).")
     cors_origins: str = _setting("", "Comma-separated origins allowed by CORS (* for any). Empty: no CORS headers.")
     jpeg_quality: int = _setting(85, "JPEG output quality, 1-95.")
-    png_compression: str = _setting("fast", "PNG output policy: fast (numpy filters, ISA-L deflate; 10x "
-                                    "faster than Pillow's default, about the same size) or small "
+    png_compression: str = _setting("fast", "PNG output policy: fast (numpy filters, run-length deflate; "
+                                    "several times faster than Pillow's default, about the same size) or small "
                                     "(Pillow at zlib level 9). Per request: ?compression=.")
     webp_quality: int = _setting(80, "WebP output quality, 1-100.")
     lossless_mirror: bool = _setting(False, "Mirror plain JPEGs in the DCT domain (needs libturbojpeg0 on every "
