@@ -14,7 +14,6 @@ each output against Pillow's own LANCZOS resize of the same original.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import io
 import os
@@ -34,7 +33,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.run import photo_like
-from bench.thumbor_side_by_side import upload
+from bench.thumbor_side_by_side import peer_arguments, upload
 
 FORMATS = {"jpg": ("JPEG", 80), "png": ("PNG", None), "webp": ("WEBP", 75)}
 THUMBOR_CONF = """LOADER = 'thumbor.loaders.file_loader'
@@ -83,13 +82,7 @@ def pixel_error(original: bytes, output: bytes) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--thumbor", required=True, help="path of the thumbor executable in its own venv")
-    parser.add_argument("--port", type=int, default=8000, help="prog-image's HTTP port")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=30, help="timed requests per round, format and service")
-    parser.add_argument("--concurrency", type=int, default=2)
-    args = parser.parse_args()
+    args = peer_arguments(30).parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-fit512-"))
     (root / "thumbor.conf").write_text(THUMBOR_CONF.format(root=root))
     thumbor_port = 8891

@@ -76,13 +76,19 @@ def timed(port: int, paths: list[str], concurrency: int) -> float:
     return len(paths) / elapsed
 
 
-def main() -> None:
+def peer_arguments(requests: int) -> argparse.ArgumentParser:
+    """The options every side-by-side bench takes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--thumbor", required=True, help="path of the thumbor executable in its own venv")
     parser.add_argument("--port", type=int, default=8000, help="prog-image's HTTP port")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=40, help="timed requests per round and route")
+    parser.add_argument("--requests", type=int, default=requests, help="timed requests per round, row and service")
     parser.add_argument("--concurrency", type=int, default=2)
+    return parser
+
+
+def main() -> None:
+    parser = peer_arguments(40)
     parser.add_argument("--width", type=int, default=1152)
     parser.add_argument("--height", type=int, default=864)
     args = parser.parse_args()
