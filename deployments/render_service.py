@@ -211,7 +211,7 @@ class RenderService:
                 return drawn
 
             # Two originals render at a time, and each one's variants are written while others render: the
-            # waits for MongoDB and for the next call are filled (bench/batch.py: 1.68 -> ? cores busy).
+            # waits for MongoDB fill with pixel work.
             with ThreadPoolExecutor(_ITEM_THREADS, thread_name_prefix="item") as renderers, \
                     ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
                 writes = [writer.submit(self.store.write_many, drawn, True)

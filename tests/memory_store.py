@@ -42,9 +42,6 @@ class MemoryStore:
         self.calls["read_many"] += 1
         return {stored.key: self.data[stored.key] for stored in files if stored.key in self.data}
 
-    def write(self, stored: StoredFile, data: bytes, cache: bool) -> tuple[StoredFile, bool]:
-        return self.write_many([(stored, data)], cache)[0]
-
     def write_many(self, files: list[tuple[StoredFile, bytes]], cache: bool) -> list[tuple[StoredFile, bool]]:
         self.calls["write_many"] += 1
         written = []

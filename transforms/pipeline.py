@@ -439,8 +439,7 @@ def run_many(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], *, l
                      for image_id in dict.fromkeys(a for i in members for a in wanted[i][0].assets())}
             if key[0] == "alone":
                 pipeline, options = wanted[members[0]]
-                results[members[0]] = _render_alone(data, info, pipeline, limits, _options(pipeline, options),
-                                                    _Clock(deadline), marks)
+                results[members[0]] = _render_alone(data, info, pipeline, limits, options, _Clock(deadline), marks)
                 continue
             for index, rendered in zip(members, _render_group(data, [wanted[i] for i in members], limits, deadline,
                                                                marks), strict=True):
@@ -471,7 +470,7 @@ def _render_alone(data: bytes, info: ImageInfo, pipeline: Pipeline, limits: Limi
                   clock: _Clock, marks: Mapping[str, np.ndarray]) -> Rendered:
     """What shares no decode: an animation, or a lossless mirror."""
     if _animation(info, pipeline):
-        return _render_animation(data, pipeline, info, limits, options, clock, marks)
+        return _render_animation(data, pipeline, info, limits, _options(pipeline, options), clock, marks)
     mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
     if mirrored is not None:
         return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
