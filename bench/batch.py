@@ -21,10 +21,11 @@ from pathlib import Path
 import httpx
 import pika
 
-from bench.run import load, photo_like, upload_all, variants
+from bench.run import load, upload_all, variants
 from deployments import amqp, services
 from deployments.config import Settings
 from storage.embedded_mongod import EmbeddedMongod, free_port
+from tests.images import photo_like
 
 COUNT = 200  # images per round and mode: a batch job of COUNT images, and COUNT others over HTTP
 ROUNDS = 3

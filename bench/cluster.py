@@ -19,9 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.run import load, photo_like, variants
+from bench.run import load, variants
 from deployments.services import stop_orphaned_haproxy
 from storage.embedded_mongod import EmbeddedMongod, free_port
+from tests.images import photo_like
 
 RAY = str(Path(sys.executable).parent / "ray")
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",

@@ -32,8 +32,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import photo_like
 from bench.thumbor_side_by_side import peer_arguments, upload
+from tests.images import photo_like
 
 FORMATS = {"jpg": ("JPEG", 80), "png": ("PNG", None), "webp": ("WEBP", 75)}
 THUMBOR_CONF = """LOADER = 'thumbor.loaders.file_loader'

@@ -37,26 +37,13 @@ import numpy as np
 from PIL import Image
 
 from deployments.allocator import keep_freed_memory
+from tests.images import photo_like
 from transforms import OPERATIONS, EncodeOptions, Limits, render
 
 ROUTES = tuple(OPERATIONS)
 SIZES = {"1MP": (1152, 864), "12MP": (4000, 3000)}
 OPTIONS = EncodeOptions()
 CONCURRENCY = (1, 2, 8)
-
-
-def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """Smooth structure at several scales, gradients and sensor-like noise: compresses like a photo."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((height, width, 3), np.float32)
-    for cells, weight in ((6, 0.45), (40, 0.25), (200, 0.15)):
-        small = rng.integers(0, 256, (max(2, height * cells // width), cells, 3), dtype=np.uint8)
-        out += weight * np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC), np.float32)
-    y, x = np.mgrid[0:height, 0:width]
-    out[..., 0] += 0.15 * 255 * x / width
-    out[..., 2] += 0.15 * 255 * y / height
-    out += rng.normal(0, 3, out.shape).astype(np.float32)
-    return out.clip(0, 255).astype(np.uint8)
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:

@@ -86,7 +86,10 @@ class EmbeddedMongod:
             [mongod_binary(), "--bind_ip", "127.0.0.1", "--port", str(self.port),
              "--dbpath", str(self.dbpath), "--wiredTigerCacheSizeGB", "0.25",
              # Small, lazily allocated journal files: a test database needs no 100 MB of prealloc.
-             "--wiredTigerEngineConfigString", "log=(prealloc=false,file_max=10MB)"],
+             "--wiredTigerEngineConfigString", "log=(prealloc=false,file_max=10MB)",
+             # The journal holds image bytes, compressed already: snappy only spent a quarter of mongod's
+             # CPU per stored variant (0.25 of 1.1 ms for 200 KB).
+             "--wiredTigerJournalCompressor", "none"],
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         log_file.close()
         deadline = time.monotonic() + timeout_s

@@ -17,6 +17,20 @@ def photo(width: int = 320, height: int = 240, seed: int = 0) -> np.ndarray:
     return (base + noise).clip(0, 255).astype(np.uint8)
 
 
+def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Smooth structure at several scales, gradients and sensor-like noise: compresses like a photo."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((height, width, 3), np.float32)
+    for cells, weight in ((6, 0.45), (40, 0.25), (200, 0.15)):
+        small = rng.integers(0, 256, (max(2, height * cells // width), cells, 3), dtype=np.uint8)
+        out += weight * np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC), np.float32)
+    y, x = np.mgrid[0:height, 0:width]
+    out[..., 0] += 0.15 * 255 * x / width
+    out[..., 2] += 0.15 * 255 * y / height
+    out += rng.normal(0, 3, out.shape).astype(np.float32)
+    return out.clip(0, 255).astype(np.uint8)
+
+
 def encoded(pixels: np.ndarray | Image.Image, fmt: str, **params: Any) -> bytes:
     img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
     out = io.BytesIO()

@@ -1,12 +1,11 @@
-"""Resizing: target geometry (pure arithmetic) and high-quality resampling (Pillow's Lanczos)."""
+"""Resizing: target geometry (pure arithmetic) and Lanczos-3 resampling (transforms.resample)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
-from transforms.encode import to_image
 from transforms.gravity import cut
+from transforms.resample import resample
 
 FITS = ("contain", "cover", "fill")
 
@@ -31,8 +30,7 @@ def resize(pixels: np.ndarray, w: int | None = None, h: int | None = None, fit: 
     """fit=cover crops to exactly w x h where the gravity g or the focal point (fx, fy) says."""
     height, width = pixels.shape[:2]
     size = target_size(width, height, w, h, fit)
-    # Lanczos with a reducing gap: a cheap box reduction first, then Lanczos over the last factor 3.
-    out = np.asarray(to_image(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+    out = resample(pixels, size)
     if fit == "cover" and w and h:
         out = cut(out, w, h, g, fx, fy)
     return out

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from transforms.alpha import composite, expand_gray
-from transforms.encode import to_image
 from transforms.gravity import place
+from transforms.resample import resample
 
 MARGIN = 0.02  # of the image's shorter side, between a corner or edge and the mark
 
@@ -24,7 +23,7 @@ def watermark(pixels: np.ndarray, mark: np.ndarray, pos: str = "se", opacity: fl
     out = np.array(expand_gray(pixels))  # a copy, drawn on; a coloured mark stays coloured on gray
     height, width = out.shape[:2]
     size = mark_size(width, height, mark.shape[1], mark.shape[0], scale)
-    overlay = np.asarray(to_image(_rgba(mark)).resize(size, Image.Resampling.LANCZOS))
+    overlay = resample(_rgba(mark), size)
     inset = round(MARGIN * min(width, height)) if pos != "center" else 0
     if min(height, width) <= 2 * inset + max(size):
         inset = 0
