@@ -79,8 +79,11 @@ class Settings:
                                             "(and count toward its autoscaling).")
     ingress_cache_bytes: int = _setting(64 * 2**20, "Memory for recently served variants (up to 1 MiB each) in each "
                                                     "ingress replica, so a hit needs no database round trip; 0: off.")
-    ingress_cache_ttl_s: float = _setting(60.0, "How long a variant stays in an ingress's memory: the most another "
-                                                "ingress replica serves it after a DELETE.")
+    ingress_cache_ttl_s: float = _setting(60.0, "How long a variant or original stays in an ingress's memory (another "
+                                                "replica forgets a deleted image within a second anyway).")
+    ingress_originals_bytes: int = _setting(64 * 2**20, "Memory for originals (up to 16 MiB each) that each ingress "
+                                                        "replica took as uploads or read to render, so the renders "
+                                                        "after an upload (a page's sizes) read no GridFS; 0: off.")
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).")
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).")
     max_output_pixels: int = _setting(50_000_000, "Largest image a pipeline may make, intermediates included: "
@@ -131,7 +134,8 @@ class Settings:
             problems.append("WEBP_QUALITY must be 1-100")
         if not 1 <= self.ingress_min_replicas <= self.ingress_max_replicas:
             problems.append("need 1 <= INGRESS_MIN_REPLICAS <= INGRESS_MAX_REPLICAS")
-        for name in ("ingress_render_max_pixels", "ingress_cache_bytes", "transform_max_per_node"):
+        for name in ("ingress_render_max_pixels", "ingress_cache_bytes", "ingress_originals_bytes",
+                     "transform_max_per_node"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.upper()} must not be negative")
         if self.render_memory_mb < 0:

@@ -38,6 +38,7 @@ from storage.keys import is_image_id
 from storage.presets import PresetStore
 from transforms import OPERATIONS, NotFound, Pipeline, parse
 from transforms.encode import PNG_COMPRESSIONS
+from transforms.formats import MEDIA_TYPES
 
 log = logging.getLogger("ray.serve")
 _DELETIONS_POLL_S = 0.5  # how soon another replica's DELETE empties this one's memory of that image
@@ -93,8 +94,9 @@ class Api:
         self.bridge = bridge
         self.settings = settings
         self.store = ImageStore(settings.mongo_url, settings.mongo_db)
-        self.service = RenderService(settings, self.store, node_name("ingress"), transformer)
         self.memory = MemoryCache(settings.ingress_cache_bytes, settings.ingress_cache_ttl_s)
+        self.originals = MemoryCache(settings.ingress_originals_bytes, settings.ingress_cache_ttl_s, 16 << 20)
+        self.service = RenderService(settings, self.store, node_name("ingress"), transformer, self.originals)
         self.deletions_watch: asyncio.Task[None] | None = None
         self.context = Context(settings, self.store, JobStore(self.store),
                                presets_api.PresetBook(settings, PresetStore(self.store)))
@@ -113,7 +115,10 @@ class Api:
     async def ingest(self, data: bytes) -> dict[str, Any]:
         """Validated and stored by the transform deployment (a full decode is no work for the ingress)."""
         deadline = self.deadline()
-        return await self.service.within(deadline, self.transformer.ingest.remote(data, deadline))
+        stored = await self.service.within(deadline, self.transformer.ingest.remote(data, deadline))
+        # Kept here: the renders that follow an upload (a page's sizes) need not read it back from GridFS.
+        self.originals.put(stored["image_id"], data, MEDIA_TYPES.get(stored["format"], ""), stored["image_id"])
+        return stored
 
     async def original(self, image_id: str) -> StoredFile:
         check_id(image_id)
@@ -157,6 +162,11 @@ class Api:
         cached, original = self.service.lookup(wanted)
         return cached, None if cached is None else self.store.read_small(cached, _INLINE_MAX), original
 
+    def forget(self, image_id: str) -> None:
+        """A deleted image leaves this replica's memory: its original and its variants."""
+        self.memory.drop_image(image_id)
+        self.originals.drop_image(image_id)
+
     def _answer(self, wanted: VariantRequest, rendered: Variant, request: Request) -> Response:
         stored = rendered.stored
         self.memory.put(wanted.key, rendered.data, stored.content_type, stored.etag)
@@ -172,7 +182,7 @@ class Api:
             checked = dt.datetime.now(dt.UTC)
             try:
                 for image_id in await asyncio.to_thread(self.store.deleted_since, since):
-                    self.memory.drop_image(image_id)
+                    self.forget(image_id)
                 since = checked - _DELETIONS_OVERLAP
             except Exception as exc:  # MongoDB away: nothing can be deleted meanwhile either
                 log.debug("deletion log unreadable: %r", exc)
@@ -272,7 +282,7 @@ def create_app(settings: Settings, api: Api) -> FastAPI:
         check_id(image_id)
         if not await asyncio.to_thread(api.store.delete_image, image_id):
             raise NotFound(f"no image with id {image_id}")
-        api.memory.drop_image(image_id)  # other replicas drop theirs within _DELETIONS_POLL_S
+        api.forget(image_id)  # other replicas forget it within _DELETIONS_POLL_S
         return Response(status_code=204)
 
     @docs.image_route(app, "/{image_id}/auto", response_class=Response,

@@ -1,13 +1,15 @@
-"""Recently served small variants, kept in the ingress replica's memory.
+"""Recently used files, kept in the ingress replica's memory: small variants it served, and originals
+it took or read.
 
-A hit costs no MongoDB round trip and no thread hop. Safe because a variant's bytes never change
-(the id is content-derived and the pipeline deterministic); only a DELETE ends one. This replica
-drops an image's entries when it deletes it; other ingress replicas keep theirs for at most
-`ttl_s`, far less than the year that `Cache-Control: immutable` already allows any HTTP cache.
+A hit costs no MongoDB round trip (a variant's, no thread hop either). Safe because stored bytes never
+change (an original's id is its content's digest, a variant's pipeline deterministic); only a DELETE
+ends one. This replica drops an image's entries when it deletes it, and the others when they see the
+deletion (deployments.ingress polls the deletion log); an entry lives `ttl_s` at most in any case.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,31 +30,35 @@ class MemoryCache:
         self.max_item_bytes = min(max_item_bytes, max_bytes)
         self.size = 0
         self.entries: OrderedDict[str, Entry] = OrderedDict()  # least recently used first
+        self.lock = threading.Lock()  # originals are read and kept by the render threads
 
     def get(self, key: str) -> Entry | None:
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        if entry.expires <= time.monotonic():
-            self._remove(key)
-            return None
-        self.entries.move_to_end(key)
-        return entry
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                return None
+            if entry.expires <= time.monotonic():
+                self._remove(key)
+                return None
+            self.entries.move_to_end(key)
+            return entry
 
     def put(self, key: str, data: bytes, media_type: str, etag: str) -> None:
         if len(data) > self.max_item_bytes:
             return
-        if key in self.entries:
-            self._remove(key)
-        self.entries[key] = Entry(data, media_type, etag, time.monotonic() + self.ttl_s)
-        self.size += len(data)
-        while self.size > self.max_bytes:
-            self._remove(next(iter(self.entries)))
+        with self.lock:
+            if key in self.entries:
+                self._remove(key)
+            self.entries[key] = Entry(data, media_type, etag, time.monotonic() + self.ttl_s)
+            self.size += len(data)
+            while self.size > self.max_bytes:
+                self._remove(next(iter(self.entries)))
 
     def drop_image(self, image_id: str) -> None:
-        """Forget every variant of an image (variant keys start with '<image id>/')."""
-        for key in [key for key in self.entries if key.startswith(f"{image_id}/")]:
-            self._remove(key)
+        """Forget an image: its original (key: its id) and its variants (keys: '<image id>/...')."""
+        with self.lock:
+            for key in [key for key in self.entries if key == image_id or key.startswith(f"{image_id}/")]:
+                self._remove(key)
 
     def _remove(self, key: str) -> None:
         self.size -= len(self.entries.pop(key).data)

@@ -25,6 +25,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.config import Settings
 from deployments.errors import domain_error
+from deployments.memory_cache import MemoryCache
 from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
 from deployments.variants import Variant, VariantRequest, job_request
@@ -44,11 +45,13 @@ def node_name(role: str) -> str:
 
 class RenderService:
     def __init__(self, settings: Settings, store: ImageStore, node: str,
-                 transformer: DeploymentHandle | None = None) -> None:
+                 transformer: DeploymentHandle | None = None, originals: MemoryCache | None = None) -> None:
         """node: names this process in X-Rendered-By and the render metric. transformer: where originals
-        above the placement limit go (None: this is the transform deployment; everything renders here)."""
+        above the placement limit go (None: this is the transform deployment; everything renders here).
+        originals: recently taken or read originals, by id, read before GridFS."""
         self.settings = settings
         self.store = store
+        self.originals = originals
         self.node = node
         self.transformer = transformer
         self.limits = settings.limits
@@ -227,10 +230,16 @@ class RenderService:
                 for image_id in image_ids]
 
     def _read(self, original: StoredFile) -> bytes:
+        kept = self.originals.get(original.key) if self.originals else None
+        if kept is not None:
+            return kept.data
         try:
-            return self.store.read(original)
+            data = self.store.read(original)
         except FileGone:  # deleted since it was looked up
             raise NotFound(f"the image {original.key} was deleted") from None
+        if self.originals:
+            self.originals.put(original.key, data, original.content_type, original.etag)
+        return data
 
     def _run(self, data: bytes, wanted: list[VariantRequest], deadline: float) -> list[Rendered | ImageError]:
         assets = self._assets([w.pipeline for w in wanted])

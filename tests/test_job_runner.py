@@ -110,3 +110,23 @@ def test_a_job_naming_an_unknown_image_is_refused_before_any_work(store):
     with pytest.raises(InvalidJob, match="unknown image"):
         run_job(store, MemoryJobs(), {"items": [{"image_id": "a" * 64}], "operations": ["png"]})
     assert store.calls["write_many"] == 0
+
+
+def test_renders_after_the_first_read_the_original_from_memory_until_it_is_forgotten(store):
+    """An ingress keeps originals it took or read: a page's several sizes of one image read GridFS once."""
+    from deployments.memory_cache import MemoryCache
+    from deployments.variants import seed_request
+
+    originals = MemoryCache(1 << 20, 60, 1 << 20)
+    service = RenderService(SETTINGS, store, "test", originals=originals)
+    image_id = original(store, 5)
+    stored = store.find(image_id)
+    store.calls.clear()
+    drawn = {op: service.draw(seed_request(SETTINGS, image_id, op), stored)[1] for op in SEED}
+    assert store.calls["read"] == 1
+    for op, data in drawn.items():  # the same bytes as from GridFS
+        assert data == run(store.data[image_id], seed_request(SETTINGS, image_id, op).pipeline,
+                           limits=SETTINGS.limits, options=SETTINGS.encode_options).data
+    originals.drop_image(image_id)  # deleted (here, or seen in the deletion log)
+    service.draw(seed_request(SETTINGS, image_id, "mirror"), stored)
+    assert store.calls["read"] == 2

@@ -38,10 +38,10 @@ def test_entries_expire_after_the_ttl():
     assert cache.get(f"{A}/png") is None and cache.size == 0
 
 
-def test_drop_image_forgets_only_that_images_variants():
+def test_drop_image_forgets_only_that_image_its_original_and_variants():
     cache = MemoryCache(max_bytes=1000, ttl_s=60)
-    for key in (f"{A}/png", f"{A}/process?ops=mirror", f"{B}/png"):
+    for key in (A, f"{A}/png", f"{A}/process?ops=mirror", B, f"{B}/png"):
         cache.put(key, b"x" * 10, "image/png", "h")
     cache.drop_image(A)
-    assert cache.get(f"{A}/png") is None and cache.get(f"{A}/process?ops=mirror") is None
-    assert cache.get(f"{B}/png") is not None and cache.size == 10
+    assert cache.get(A) is None and cache.get(f"{A}/png") is None and cache.get(f"{A}/process?ops=mirror") is None
+    assert cache.get(B) is not None and cache.get(f"{B}/png") is not None and cache.size == 20
