@@ -93,3 +93,20 @@ def test_no_system_library_is_needed():
             "maps = open('/proc/self/maps').read(); print('libturbojpeg' in maps)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True
                           ).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_progressive_output_has_pillows_pixels_and_layout(gray):
+    """Progressive goes through libvips (Pillow's encoder holds the GIL): Pillow's pixels exactly, 4:2:0."""
+    pixels = photo(333, 217, seed=23)
+    pixels = pixels[..., 0] if gray else pixels
+    ours = jpeg.compress(pixels, 80, progressive=True)
+    theirs = encoded(np.ascontiguousarray(pixels), "JPEG", quality=80, progressive=True, subsampling=2)
+    img = Image.open(io.BytesIO(ours))
+    assert img.info.get("progressive") and img.mode == ("L" if gray else "RGB")
+    assert img.quantization == Image.open(io.BytesIO(theirs)).quantization
+    if not gray:
+        assert img.layer[0][1:3] == (2, 2)  # luma sampled 2x2 against chroma: 4:2:0
+    assert np.array_equal(pixels_of(ours), pixels_of(theirs))
+    assert abs(len(ours) - len(theirs)) < 0.01 * len(theirs)
+    assert not img.getexif()  # no metadata

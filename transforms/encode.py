@@ -57,7 +57,7 @@ def to_image(pixels: np.ndarray) -> Image.Image:
 class OutputOptions:
     """What a request asks of its output beyond the format and quality."""
 
-    progressive: bool = False  # JPEG: progressive scans (through Pillow's libjpeg-turbo)
+    progressive: bool = False  # JPEG: progressive scans (see transforms.jpeg)
     exif: bytes | None = None  # keep this EXIF (strip=0; see transforms.metadata)
     max_bytes: int | None = None  # lossy formats: the highest quality whose output fits, if any does
 
@@ -93,10 +93,7 @@ def encode_output(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: 
 
 def _encode(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: OutputOptions) -> bytes:
     if fmt == "JPEG" and output.progressive:
-        out = io.BytesIO()
-        to_image(flatten_on_white(pixels)).save(out, "JPEG", quality=options.jpeg_quality, progressive=True,
-                                                subsampling=2)
-        return out.getvalue()
+        return jpeg.compress(flatten_on_white(pixels), options.jpeg_quality, progressive=True)
     if output.exif and fmt in ("WEBP", "AVIF"):
         out = io.BytesIO()
         quality = options.webp_quality
