@@ -32,7 +32,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.thumbor_side_by_side import peer_arguments, upload
+from bench.thumbor_side_by_side import peer_arguments, settle, upload
 from tests.images import photo_like
 
 FORMATS = {"jpg": ("JPEG", 80), "png": ("PNG", None), "webp": ("WEBP", 75)}
@@ -99,7 +99,7 @@ def main() -> None:
                 name = f"{ext}-{index}.{ext}"
                 (root / name).write_bytes(data)
                 images[ext].append((upload(args.port, data), name, data))
-        time.sleep(1)
+        settle()
 
         def paths(ext: str, batch: list[tuple[str, str, bytes]], service: str) -> list[str]:
             fmt, quality = FORMATS[ext]
@@ -136,6 +136,9 @@ def main() -> None:
             error = [statistics.mean(by[s]["errors"]) for s in ("prog-image", "thumbor")]
             lines.append(f"{ext:<6} {ours:>12.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x   {size[0]:>9.0f} / "
                          f"{size[1]:<9.0f}   {error[0]:>11.2f} / {error[1]:<11.2f}")
+        lines.append("rounds (prog-image / thumbor req/s): " + "; ".join(
+            f"{ext} " + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(by["prog-image"]["rates"], by["thumbor"]["rates"],
+                                                                     strict=True)) for ext, by in results.items()))
         print("\n".join(lines))
         FIGURES.write_text("\n".join(lines) + "\n")
     finally:
