@@ -100,7 +100,10 @@ def main() -> None:
     parser = peer_arguments(40)
     parser.add_argument("--width", type=int, default=1152)
     parser.add_argument("--height", type=int, default=864)
+    parser.add_argument("--routes", default=",".join(THUMBOR_PATHS), help="comma-separated, of these: "
+                        + ", ".join(THUMBOR_PATHS))
     args = parser.parse_args()
+    routes = {route: THUMBOR_PATHS[route] for route in args.routes.split(",")}
     count = args.rounds * args.requests
     root = Path(tempfile.mkdtemp(prefix="bench-thumbor-"))
     conf = root / "thumbor.conf"
@@ -113,7 +116,7 @@ def main() -> None:
                                start_new_session=True)  # its worker processes go with it (killpg below)
     try:
         images: dict[str, list[tuple[str, str]]] = {}  # route -> (prog-image id, thumbor file name), all fresh
-        for route in THUMBOR_PATHS:
+        for route in routes:
             images[route] = []
             for index in range(count + 2):
                 buffer = io.BytesIO(encoded(photo(args.width, args.height, seed=hash((route, index)) % 10**6),
@@ -124,18 +127,19 @@ def main() -> None:
                 images[route].append((upload(args.port, data), name))
         for _ in range(100):
             try:
-                get(thumbor_port, THUMBOR_PATHS["jpeg"].format(name=images["jpeg"][-1][1]))
+                first = next(iter(routes))
+                get(thumbor_port, THUMBOR_PATHS[first].format(name=images[first][-1][1]))
                 break
             except OSError:
                 time.sleep(0.2)
         settle()
-        for route in THUMBOR_PATHS:  # warm both (the last two images of each route are for this)
+        for route in routes:  # warm both (the last two images of each route are for this)
             get(args.port, f"/{images[route][-2][0]}/{route}")
             get(thumbor_port, THUMBOR_PATHS[route].format(name=images[route][-2][1]))
         load_before = os.getloadavg()[0]
-        results = {route: {"prog-image": [], "thumbor": []} for route in THUMBOR_PATHS}
+        results = {route: {"prog-image": [], "thumbor": []} for route in routes}
         for round_index in range(args.rounds):
-            for route in THUMBOR_PATHS:
+            for route in routes:
                 batch = images[route][round_index * args.requests:(round_index + 1) * args.requests]
                 order = ("prog-image", "thumbor") if round_index % 2 == 0 else ("thumbor", "prog-image")
                 for service in order:

@@ -51,6 +51,11 @@ def test_compose_services_ports_and_env_agree_with_the_project():
     assert "container_name" not in worker and "ports" not in worker
     assert "ray-head:6379" in worker["command"] and "--port=6379" in head["command"]
     assert (ROOT / head["build"] / "Dockerfile").is_file()
+    # the HTTP cache in front: the shipped nginx.conf, pointed at the head's HTTP port
+    cache = services["cache"]
+    assert cache["image"].startswith("nginx:") and cache["depends_on"] == {"ray-head": {"condition": "service_healthy"}}
+    assert "./deployments/nginx.conf:/etc/nginx/nginx.conf:ro" in cache["volumes"]
+    assert f"server ray-head:{settings.http_port};" in (ROOT / "deployments" / "nginx.conf").read_text()
 
 
 def test_ray_cluster_validates_against_rays_schema():
