@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.thumbor_side_by_side import THUMBOR_CONF, THUMBOR_PATHS, get, peer_arguments, upload
+from bench.thumbor_side_by_side import THUMBOR_CONF, THUMBOR_PATHS, get, peer_arguments, thumbor_running, upload
 from tests.images import encoded, photo_like
 from tests.nginx_front import nginx_front
 
@@ -53,14 +52,10 @@ def main() -> None:
     parser.add_argument("--route", default="grayscale", choices=list(THUMBOR_PATHS))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-cached-"))
-    (root / "thumbor.conf").write_text(THUMBOR_CONF.replace(
-        "RESULT_STORAGE = 'thumbor.result_storages.no_storage'\n", RESULT_STORAGE.format(root=root)
-    ).format(root=root))
+    conf = THUMBOR_CONF.replace("RESULT_STORAGE = 'thumbor.result_storages.no_storage'\n",
+                                RESULT_STORAGE.format(root=root)).format(root=root)
     thumbor_port = 8892
-    thumbor = subprocess.Popen([args.thumbor, "--conf", str(root / "thumbor.conf"), "--port", str(thumbor_port),
-                                "--processes", "2", "-l", "error"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with thumbor_running(args.thumbor, conf, root, thumbor_port, processes=2):
         data = encoded(photo_like(1152, 864, seed=int(time.time()) % 100_000), "JPEG", quality=90)
         (root / "photo.jpg").write_bytes(data)
         image_id = upload(args.port, data)
@@ -94,9 +89,6 @@ def main() -> None:
             lines.append(f"{name:<30} {ours:>8.0f} {ours / theirs:>9.2f}x   " + ", ".join(f"{v:.0f}" for v in values))
         print("\n".join(lines))
         FIGURES.write_text("\n".join(lines) + "\n")
-    finally:
-        os.killpg(thumbor.pid, signal.SIGTERM)
-        thumbor.wait()
 
 
 if __name__ == "__main__":

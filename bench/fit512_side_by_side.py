@@ -17,9 +17,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.thumbor_side_by_side import peer_arguments, settle, upload
+from bench.thumbor_side_by_side import peer_arguments, settle, thumbor_running, upload
 from tests.images import photo_like
 
 FORMATS = {"jpg": ("JPEG", 80), "png": ("PNG", None), "webp": ("WEBP", 75)}
@@ -84,12 +82,8 @@ def pixel_error(original: bytes, output: bytes) -> float:
 def main() -> None:
     args = peer_arguments(30).parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-fit512-"))
-    (root / "thumbor.conf").write_text(THUMBOR_CONF.format(root=root))
     thumbor_port = 8891
-    thumbor = subprocess.Popen([args.thumbor, "--conf", str(root / "thumbor.conf"), "--port", str(thumbor_port),
-                                "-l", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
+    with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port):
         count = args.rounds * args.requests
         images: dict[str, list[tuple[str, str, bytes]]] = {}  # format -> (prog-image id, thumbor name, bytes)
         for ext, (fmt, _) in FORMATS.items():
@@ -141,9 +135,6 @@ def main() -> None:
                                                                      strict=True)) for ext, by in results.items()))
         print("\n".join(lines))
         FIGURES.write_text("\n".join(lines) + "\n")
-    finally:
-        os.killpg(thumbor.pid, signal.SIGTERM)
-        thumbor.wait()
 
 
 if __name__ == "__main__":

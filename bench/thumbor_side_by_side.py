@@ -16,6 +16,7 @@ Prints req/s per route and the ratio, with the machine's load average.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -76,6 +78,22 @@ def timed(port: int, paths: list[str], concurrency: int) -> float:
     return len(paths) / elapsed
 
 
+@contextlib.contextmanager
+def thumbor_running(executable: str, conf: str, root: Path, port: int, processes: int = 1) -> Iterator[None]:
+    """thumbor with this configuration on port, for the block; its worker processes stop with it."""
+    if subprocess.run(["fuser", f"{port}/tcp"], capture_output=True).returncode == 0:
+        raise SystemExit(f"port {port} is taken (a thumbor left from an earlier run?)")
+    (root / "thumbor.conf").write_text(conf)
+    thumbor = subprocess.Popen([executable, "--conf", str(root / "thumbor.conf"), "--port", str(port), "--processes",
+                                str(processes), "-l", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        yield
+    finally:
+        os.killpg(thumbor.pid, signal.SIGTERM)
+        thumbor.wait()
+
+
 def settle(seconds: float = 65.0) -> None:
     """After the uploads, before the timed rounds: flush the written files and wait out MongoDB's next
     checkpoint (every 60 s). Right after 1.5 GB of uploads the renders measured 20 % slower (78 against
@@ -106,15 +124,8 @@ def main() -> None:
     routes = {route: THUMBOR_PATHS[route] for route in args.routes.split(",")}
     count = args.rounds * args.requests
     root = Path(tempfile.mkdtemp(prefix="bench-thumbor-"))
-    conf = root / "thumbor.conf"
-    conf.write_text(THUMBOR_CONF.format(root=root))
     thumbor_port = 8890
-    if subprocess.run(["fuser", f"{thumbor_port}/tcp"], capture_output=True).returncode == 0:
-        raise SystemExit(f"port {thumbor_port} is taken (a thumbor left from an earlier run?)")
-    thumbor = subprocess.Popen([args.thumbor, "--conf", str(conf), "--port", str(thumbor_port), "--processes", "2",
-                                "-l", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # its worker processes go with it (killpg below)
-    try:
+    with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port, processes=2):
         images: dict[str, list[tuple[str, str]]] = {}  # route -> (prog-image id, thumbor file name), all fresh
         for route in routes:
             images[route] = []
@@ -156,9 +167,6 @@ def main() -> None:
         for route, rates in results.items():
             ours, theirs = statistics.median(rates["prog-image"]), statistics.median(rates["thumbor"])
             print(f"{route:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x")
-    finally:
-        os.killpg(thumbor.pid, signal.SIGTERM)
-        thumbor.wait()
 
 
 if __name__ == "__main__":
