@@ -230,14 +230,14 @@ class RenderService:
                 for image_id in image_ids]
 
     def _read(self, original: StoredFile) -> bytes:
-        kept = self.originals.get(original.key) if self.originals else None
+        kept = self.originals.get(original.key) if self.originals is not None else None
         if kept is not None:
             return kept.data
         try:
             data = self.store.read(original)
         except FileGone:  # deleted since it was looked up
             raise NotFound(f"the image {original.key} was deleted") from None
-        if self.originals:
+        if self.originals is not None:
             self.originals.put(original.key, data, original.content_type, original.etag)
         return data
 

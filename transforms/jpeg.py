@@ -38,9 +38,9 @@ def decompress(data: bytes, full_width: int, width: int, height: int, gray: bool
 def compress(pixels: np.ndarray, quality: int, progressive: bool = False) -> bytes:
     """RGB (H, W, 3) or grayscale (H, W) uint8 pixels as a baseline (or progressive) JPEG with 4:2:0 chroma
     (grayscale: one channel), as Pillow writes it by default."""
+    pixels = np.ascontiguousarray(pixels)
     if progressive:
-        source = np.ascontiguousarray(pixels)
-        return from_array(source).jpegsave_buffer(Q=quality, interlace=True, subsample_mode="on", keep="none")
+        return from_array(pixels).jpegsave_buffer(Q=quality, interlace=True, subsample_mode="on", keep="none")
     if pixels.ndim == 2:
-        return simplejpeg.encode_jpeg(np.ascontiguousarray(pixels)[..., None], quality, "GRAY")
-    return simplejpeg.encode_jpeg(np.ascontiguousarray(pixels), quality, "RGB", "420")
+        return simplejpeg.encode_jpeg(pixels[..., None], quality, "GRAY")
+    return simplejpeg.encode_jpeg(pixels, quality, "RGB", "420")
