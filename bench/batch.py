@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pika
 
+from bench.cpu_split import snapshot, split
 from bench.run import load, upload_all, variants
 from deployments import amqp, services
 from deployments.config import Settings
@@ -65,13 +66,14 @@ def main() -> None:
                 for r in range(ROUNDS):
                     fresh = ids[2 * r * per_round:(2 * r + 1) * per_round]
                     paths = [f"/{image_id}/{op}" for image_id in fresh for op in OPERATIONS]
-                    cpu = busy_cpu_s()
+                    cpu, procs = busy_cpu_s(), snapshot()
                     http = load(lambda i, paths=paths: paths[i], len(paths), 4, base)
                     cpu_ms["http"].append(1000 * (busy_cpu_s() - cpu) / len(paths))
                     assert not http["errors"], http
+                    print(f"  HTTP CPU ms per image-operation: {split(procs, snapshot(), len(paths))}", flush=True)
                     rates["http"].append(http["rps"])
                     items = ids[(2 * r + 1) * per_round:(2 * r + 2) * per_round]
-                    started, cpu = time.perf_counter(), busy_cpu_s()
+                    started, cpu, procs = time.perf_counter(), busy_cpu_s(), snapshot()
                     channel.basic_publish("", queue, json.dumps({"items": [{"image_id": i} for i in items],
                                                                  "operations": OPERATIONS}),
                                           pika.BasicProperties(content_type="application/json", reply_to=replies))
@@ -81,6 +83,8 @@ def main() -> None:
                     channel.cancel()
                     rates["batch"].append(len(items) * len(OPERATIONS) / (time.perf_counter() - started))
                     cpu_ms["batch"].append(1000 * (busy_cpu_s() - cpu) / (len(items) * len(OPERATIONS)))
+                    spent = split(procs, snapshot(), len(items) * len(OPERATIONS))
+                    print(f"  batch CPU ms per image-operation: {spent}", flush=True)
                     print(f"round {r + 1}: HTTP (c4) {rates['http'][-1]:.1f}/s {cpu_ms['http'][-1]:.1f} ms CPU, "
                           f"batch {rates['batch'][-1]:.1f}/s {cpu_ms['batch'][-1]:.1f} ms CPU", flush=True)
                 rate, cost = ({m: statistics.median(v[m]) for m in v} for v in (rates, cpu_ms))
