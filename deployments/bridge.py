@@ -36,6 +36,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.errors import PyMongoError
 from ray import serve
 from ray.exceptions import RayActorError
+from ray.serve._private.common import ReplicaState
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -58,6 +59,13 @@ T = TypeVar("T")
 TRANSIENT = (PyMongoError, BackPressureError, RayActorError, TimeoutError, ConnectionError, Overloaded, Unavailable)
 PROGRESS_EVERY_S = 0.25  # a job's progress is written at most this often (results in bulk)
 ITEMS_PER_CALL = 8  # items a transform replica renders per call, at most: fewer calls, lookups and writes
+WINDOW_CHECK_S = 2.0  # during a job, the transform replicas are counted again at most this often
+
+
+def running_replicas(handle: DeploymentHandle) -> int:
+    """Replicas of the handle's deployment running now, as the Serve controller counts them."""
+    overview = serve.status().applications[handle.app_name].deployments[handle.deployment_name]
+    return overview.replica_states.get(ReplicaState.RUNNING, 0)
 
 
 class JobRunner:
@@ -68,9 +76,12 @@ class JobRunner:
     """
 
     def __init__(self, transformer: DeploymentHandle, settings: Settings, loop: asyncio.AbstractEventLoop,
-                 store: ImageStore | None = None, jobs: JobStore | None = None) -> None:
-        """store and jobs: the configured MongoDB's unless given (tests give in-memory ones)."""
+                 store: ImageStore | None = None, jobs: JobStore | None = None,
+                 replicas: Callable[[], int] | None = None) -> None:
+        """store and jobs: the configured MongoDB's unless given (tests give in-memory ones). replicas: how
+        many transform replicas run now (the Serve controller's count unless given)."""
         self.transformer = transformer
+        self.replicas = replicas or functools.partial(running_replicas, transformer)
         self.settings = settings
         self.loop = loop
         self.store = store or ImageStore(settings.mongo_url, settings.mongo_db)
@@ -97,12 +108,12 @@ class JobRunner:
     async def _render_items(self, job_id: str, image_ids: list[str], todo: list[int], operations: list[str],
                             renders: list[str]) -> None:
         """Items (one original, every operation) in calls of a few, each to a transform replica anywhere in
-        the cluster, a bounded number of calls at once; results are written in bulk, at most every
-        PROGRESS_EVERY_S. The first transient failure stops the rest (the job is retried; what was
-        stored is found then)."""
-        window = max(1, self.settings.transform_max_replicas * self.settings.transform_max_ongoing)
+        the cluster, as many calls at once as the running replicas take (see window); results are written
+        in bulk, at most every PROGRESS_EVERY_S. The first transient failure stops the rest (the job is
+        retried; what was stored is found then)."""
+        window, checked = await asyncio.to_thread(self.window), time.monotonic()
         size = min(ITEMS_PER_CALL, -(-len(todo) // (2 * window)))  # at least two calls per place to run one
-        calls = asyncio.Semaphore(window)
+        in_flight, freed = 0, asyncio.Event()
         landed: list[tuple[int, str, dict[str, Any]]] = []
         flushed = time.monotonic()
         writing = asyncio.Lock()
@@ -116,16 +127,19 @@ class JobRunner:
                     await asyncio.to_thread(self.jobs.record_many, job_id, batch)
 
         async def call(indexes: list[int]) -> None:
+            nonlocal in_flight
             ids = [image_ids[index] for index in indexes]
-            async with calls:
-                deadline = time.time() + self.settings.request_timeout_s
-                try:
-                    outcomes = await asyncio.wait_for(self.transformer.render_items.remote(ids, renders, deadline),
-                                                      self.settings.request_timeout_s + 2)
-                except ImageError as exc:  # these items can't be done (unless it is transient); the rest go on
-                    if isinstance(exc, TRANSIENT):
-                        raise
-                    outcomes = [[{"status": "failed", "error": f"{exc.code}: {exc.message}"}] * len(renders)] * len(ids)
+            deadline = time.time() + self.settings.request_timeout_s
+            try:
+                outcomes = await asyncio.wait_for(self.transformer.render_items.remote(ids, renders, deadline),
+                                                  self.settings.request_timeout_s + 2)
+            except ImageError as exc:  # these items can't be done (unless it is transient); the rest go on
+                if isinstance(exc, TRANSIENT):
+                    raise
+                outcomes = [[{"status": "failed", "error": f"{exc.code}: {exc.message}"}] * len(renders)] * len(ids)
+            finally:
+                in_flight -= 1
+                freed.set()
             for index, image_id, item in zip(indexes, ids, outcomes, strict=True):
                 for op, outcome in zip(operations, item, strict=True):
                     landed.append((index, op, self._described(image_id, op, outcome)))
@@ -135,10 +149,29 @@ class JobRunner:
         try:
             async with asyncio.TaskGroup() as group:
                 for start in range(0, len(todo), size):
+                    while in_flight >= window:
+                        freed.clear()
+                        await freed.wait()
+                        if time.monotonic() - checked > WINDOW_CHECK_S:  # replicas come and go meanwhile
+                            window, checked = await asyncio.to_thread(self.window), time.monotonic()
+                    in_flight += 1
                     group.create_task(call(todo[start:start + size]))
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
         await flush()
+
+    def window(self) -> int:
+        """Calls the running transform replicas take at once: no more are sent, so none waits in this
+        caller's router, where a waiting call probes the replicas' queues every 25 ms (app.py's backoff).
+        Sending twice as many as there were places spent a fifth of a batch's CPU on that probing (measured
+        with bench/batch.py's CPU split). The autoscaler adds replicas to full ones (transform_target_ongoing
+        is below transform_max_ongoing), and the window grows with them."""
+        try:
+            running = self.replicas()
+        except Exception as exc:  # the controller is busy or restarting: assume the fewest
+            log.warning("could not count the transform replicas (%r); assuming the minimum", exc)
+            running = self.settings.transform_min_replicas
+        return max(1, running) * self.settings.transform_max_ongoing
 
     def _described(self, image_id: str, op: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """A stored result with the URL that serves it."""

@@ -45,7 +45,9 @@ class Settings:
                                               "both cores busy from the first request; bench/ measured +10-15 "
                                               "points of the ceiling at concurrency 2).")
     transform_max_replicas: int = _setting(4, "Autoscaling upper bound for the transform deployment.")
-    transform_target_ongoing: float = _setting(2.0, "Autoscaling target of ongoing requests per transform replica.")
+    transform_target_ongoing: float = _setting(1.5, "Autoscaling target of ongoing requests per transform replica "
+                                                    "(below transform_max_ongoing: replicas kept full, as a batch "
+                                                    "job keeps them, are added to).")
     scale_up_delay_s: float = _setting(30.0, "How long load must stay above an autoscaling target before replicas "
                                              "are added (both deployments; Serve's default).")
     scale_down_delay_s: float = _setting(600.0, "How long load must stay below the target before replicas are "

@@ -56,7 +56,7 @@ def test_a_job_needs_fewer_than_three_round_trips_per_image_operation(mongo_url)
 
     async def main() -> dict:
         runner = JobRunner(local_transformer(RenderService(settings, store, "test")), settings,
-                           asyncio.get_running_loop(), store, JobStore(store))
+                           asyncio.get_running_loop(), store, JobStore(store), lambda: 1)
         properties = pika.BasicProperties(content_type="application/json")
         commands.counting = True
         try:
