@@ -82,6 +82,7 @@ class JobRunner:
         many transform replicas run now (the Serve controller's count unless given)."""
         self.transformer = transformer
         self.replicas = replicas or functools.partial(running_replicas, transformer)
+        self.counted: int | None = None  # the last count of the transform replicas (None: it could not be had)
         self.settings = settings
         self.loop = loop
         self.store = store or ImageStore(settings.mongo_url, settings.mongo_db)
@@ -167,10 +168,11 @@ class JobRunner:
         with bench/batch.py's CPU split). The autoscaler adds replicas to full ones (transform_target_ongoing
         is below transform_max_ongoing), and the window grows with them."""
         try:
-            running = self.replicas()
+            self.counted = self.replicas()
         except Exception as exc:  # the controller is busy or restarting: assume the fewest
             log.warning("could not count the transform replicas (%r); assuming the minimum", exc)
-            running = self.settings.transform_min_replicas
+            self.counted = None
+        running = self.settings.transform_min_replicas if self.counted is None else self.counted
         return max(1, running) * self.settings.transform_max_ongoing
 
     def _described(self, image_id: str, op: str, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -236,8 +238,11 @@ class Bridge:
             raise RuntimeError("the AMQP consumer thread has stopped")
         # MongoDB is not checked: while it is away, jobs wait (see _work); restarting would not help.
 
-    def status(self) -> dict[str, Any]:
-        return {**self.stats, "queue": self.queue}
+    async def status(self) -> dict[str, Any]:
+        """The consumer's counters, its queue, and how many calls a job keeps in flight now (with the count of
+        transform replicas it comes from; None when the controller could not say)."""
+        window = await asyncio.to_thread(self.runner.window)
+        return {**self.stats, "queue": self.queue, "window": window, "transform_replicas": self.runner.counted}
 
     def __del__(self) -> None:
         self.stopping.set()

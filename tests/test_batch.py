@@ -238,3 +238,16 @@ def test_pipelines_as_job_operations(client, store, broker):
         assert served.headers["x-cache"] == "HIT" and served.headers["content-type"] == "image/webp"
         assert opened(served.content).size == (60, 60)
     assert client.get("/jobs/pipelines").json()["items"][0]["results"][pipeline]["status"] == "ok"
+
+
+def test_a_job_keeps_as_many_calls_in_flight_as_the_running_transform_replicas_take(client, settings):
+    """The bridge counts the running transform replicas through the Serve controller (see JobRunner.window;
+    tests/test_job_runner.py checks that the window bounds the calls)."""
+    from ray import serve
+
+    from deployments.services import APP_NAME
+
+    running = serve.status().applications[APP_NAME].deployments["Transformer"].replica_states["RUNNING"]
+    status = serve.get_deployment_handle("Bridge", app_name=APP_NAME).status.remote().result()
+    assert status["transform_replicas"] == running >= settings.transform_min_replicas, status
+    assert status["window"] == running * settings.transform_max_ongoing, status

@@ -179,5 +179,6 @@ def test_a_replica_count_that_cannot_be_had_means_the_minimum(memory):
     try:
         runner = JobRunner(local_transformer(None), SETTINGS, loop, memory, MemoryJobs(), broken)
         assert runner.window() == SETTINGS.transform_min_replicas * SETTINGS.transform_max_ongoing
+        assert runner.counted is None
     finally:
         loop.close()
