@@ -36,7 +36,6 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pymongo.errors import PyMongoError
 from ray import serve
 from ray.exceptions import RayActorError
-from ray.serve._private.common import ReplicaState
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -65,7 +64,7 @@ WINDOW_CHECK_S = 2.0  # during a job, the transform replicas are counted again a
 def running_replicas(handle: DeploymentHandle) -> int:
     """Replicas of the handle's deployment running now, as the Serve controller counts them."""
     overview = serve.status().applications[handle.app_name].deployments[handle.deployment_name]
-    return overview.replica_states.get(ReplicaState.RUNNING, 0)
+    return overview.replica_states.get("RUNNING", 0)  # its keys are a str enum, private to Serve
 
 
 class JobRunner:
