@@ -11,10 +11,16 @@ concurrency 2, a new connection per request for all three (`Connection: close`).
 processes and `RESULT_STORAGE = 'thumbor.result_storages.file_storage'` (unsafe URLs stored too), so a
 repeated URL is read from its result files. Rounds alternate between the three; prints the median rate
 of each and the ratios, with the machine's load average.
+
+--floor adds a fourth row: the least a Ray Serve answer costs here. It deploys, beside prog-image on the
+same Serve instance, an app of the same shape (FastAPI ingress, as many replicas as prog-image's ingress)
+whose one route returns a constant body as large as the variant: no cache, no lookup, no middleware.
+No image server on Ray Serve's HTTP path can answer a cached variant faster than that row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -22,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,10 +54,41 @@ def wrk(url: str, seconds: float) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+@contextlib.contextmanager
+def serve_floor(body: bytes, replicas: int) -> Iterator[str]:
+    """A constant answer through Ray Serve's HTTP path, on the running Serve instance; yields its path."""
+    import ray
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+    from ray import serve
+
+    app = FastAPI()
+
+    @app.get("/constant")
+    async def constant() -> Response:
+        return Response(body, media_type="image/jpeg")
+
+    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+    @serve.ingress(app)
+    class Floor:
+        pass
+
+    ray.init(address="auto", log_to_driver=False)
+    serve.run(Floor.bind(), name="serve-floor", route_prefix="/serve-floor")
+    try:
+        yield "/serve-floor/constant"
+    finally:
+        serve.delete("serve-floor")
+        ray.shutdown()
+
+
 def main() -> None:
     parser = peer_arguments(0)
     parser.add_argument("--seconds", type=float, default=5.0, help="per round and service")
     parser.add_argument("--route", default="grayscale", choices=list(THUMBOR_PATHS))
+    parser.add_argument("--floor", action="store_true", help="add the Ray Serve floor row (see the docstring)")
+    parser.add_argument("--floor-replicas", type=int, default=2, help="replicas of the floor app (prog-image's "
+                        "ingress replicas)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-cached-"))
     conf = THUMBOR_CONF.replace("RESULT_STORAGE = 'thumbor.result_storages.no_storage'\n",
@@ -60,11 +99,15 @@ def main() -> None:
         (root / "photo.jpg").write_bytes(data)
         image_id = upload(args.port, data)
         service = f"http://127.0.0.1:{args.port}"
-        with nginx_front(service) as edge:
+        variant = urllib.request.urlopen(f"{service}/{image_id}/{args.route}").read()
+        with nginx_front(service) as edge, \
+                serve_floor(variant, args.floor_replicas) if args.floor else contextlib.nullcontext() as floor:
             urls = {"prog-image": f"{service}/{image_id}/{args.route}",
                     "prog-image behind nginx": f"{edge}/{image_id}/{args.route}",
                     "thumbor (file result storage)":
                         f"http://127.0.0.1:{thumbor_port}{THUMBOR_PATHS[args.route].format(name='photo.jpg')}"}
+            if floor:
+                urls["Ray Serve floor (constant)"] = service + floor
             for _ in range(100):  # thumbor up
                 try:
                     get(thumbor_port, "/healthcheck")

@@ -27,6 +27,7 @@ from deployments.context import Context
 from deployments.errors import ApiError
 from deployments.http_cache import cache_headers, not_modified
 from deployments.memory_cache import MemoryCache
+from deployments.memory_hits import MemoryHits
 from deployments.metrics import RequestMetrics, metrics
 from deployments.render_service import RenderService, node_name
 from deployments.request_guard import GuardSettings, RequestGuard
@@ -210,7 +211,10 @@ def create_app(settings: Settings, api: Api) -> FastAPI:
     app.include_router(jobs_api.router)
     app.include_router(presets_api.router)
     app.add_middleware(RequestGuard, state=app.state)
-    app.add_middleware(RequestMetrics)  # outermost: counts the guard's refusals too
+    if not settings.signing_key_list and not settings.cors_origin_list:  # both need the full path
+        app.add_middleware(MemoryHits, memory=api.memory, spelling=settings.encode_options.spelling(),
+                           routes=app.routes)
+    app.add_middleware(RequestMetrics)  # outermost: counts the guard's refusals and the memory hits too
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
                            allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"],
