@@ -68,7 +68,8 @@ def serve_floor(body: bytes, replicas: int) -> Iterator[str]:
     async def constant() -> Response:
         return Response(body, media_type="image/jpeg")
 
-    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
+                      logging_config={"enable_access_log": False})  # as prog-image's default
     @serve.ingress(app)
     class Floor:
         pass

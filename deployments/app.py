@@ -15,6 +15,7 @@ from deployments.transformer import Transformer
 
 def build_app(settings: Settings) -> Application:
     delays = {"upscale_delay_s": settings.scale_up_delay_s, "downscale_delay_s": settings.scale_down_delay_s}
+    logs = {"enable_access_log": settings.access_log}
     transformer = Transformer.options(
         autoscaling_config={
             "min_replicas": settings.transform_min_replicas,
@@ -28,13 +29,14 @@ def build_app(settings: Settings) -> Application:
         request_router_config=RequestRouterConfig(max_backoff_s=0.025),
         **({"max_replicas_per_node": settings.transform_max_per_node} if settings.transform_max_per_node else {}),
         graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
+        logging_config=logs,
         # Bounded: past this the handle raises BackPressureError and the ingress answers 503 at once.
         max_queued_requests=settings.transform_max_queued,
         ray_actor_options={"num_cpus": settings.transform_num_cpus,
                            **({"resources": {settings.transform_resource: 1}} if settings.transform_resource else {})},
     ).bind(settings)
     # The bridge consumes batch jobs on the same transform deployment as HTTP.
-    bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0},
+    bridge = Bridge.options(num_replicas=1, ray_actor_options={"num_cpus": 0}, logging_config=logs,
                             graceful_shutdown_timeout_s=settings.shutdown_timeout_s).bind(transformer, settings) \
         if settings.amqp_url else None
     return Api.options(
@@ -45,6 +47,7 @@ def build_app(settings: Settings) -> Application:
             **delays,
         },
         graceful_shutdown_timeout_s=settings.shutdown_timeout_s,
+        logging_config=logs,
         # Must not cap the transforms: room for every transform replica to be busy, plus cache hits.
         max_ongoing_requests=settings.ingress_max_ongoing,
         max_queued_requests=settings.ingress_max_queued,

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import pytest
 
+from deployments.app import build_app
 from deployments.config import Settings
 
 
@@ -51,3 +52,14 @@ def test_environment_values_are_parsed_by_their_type():
     assert (settings.http_port, settings.fast_path, settings.request_timeout_s) == (8080, False, 2.5)
     with pytest.raises(ValueError, match="PROG_IMAGE_HTTP_PORT='eighty' is not a valid int"):
         Settings.from_env({"PROG_IMAGE_HTTP_PORT": "eighty"})
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_every_deployment_logs_requests_only_when_asked(access_log):
+    deployments, pending = [], [build_app(Settings(access_log=access_log))._bound_deployment]
+    while pending:  # the ingress, then what it is bound to (the transform deployment, the bridge)
+        deployment = pending.pop()
+        deployments.append(deployment)
+        pending += [arg._bound_deployment for arg in deployment.init_args if hasattr(arg, "_bound_deployment")]
+    assert {d.name for d in deployments} == {"Api", "Bridge", "Transformer"}
+    assert {d.logging_config["enable_access_log"] for d in deployments} == {access_log}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import httpx
 
+from deployments.metrics import SummedCounter
 from tests.images import encoded, photo
 
 _VARIANT_ROUTE = r'route="/\{image_id\}/\{operation\}"'
@@ -50,3 +52,45 @@ def test_metrics_endpoint_shows_counters_with_labels(client, settings, broker):
         missing = [pattern for pattern in missing if not re.search(pattern, text)]
         time.sleep(1)
     assert not missing, missing
+
+
+class _RecordingCounter:
+    def __init__(self) -> None:
+        self.records: list[tuple[float, dict[str, str]]] = []
+
+    def inc(self, value: float, tags: dict[str, str]) -> None:
+        self.records.append((value, tags))
+
+
+def test_summed_counter_records_one_sum_per_label_set_when_flushed() -> None:
+    ray_counter = _RecordingCounter()
+    counter = SummedCounter(ray_counter)
+    for _ in range(3):
+        counter.inc(tags={"route": "/a", "status": "200"})
+    counter.inc(5, tags={"route": "/b", "status": "404"})
+    counter.inc(0, tags={"route": "/c", "status": "200"})
+    assert ray_counter.records == []  # nothing recorded per increment
+    counter.flush()
+    assert sorted(ray_counter.records, key=lambda r: r[0]) == [
+        (3.0, {"route": "/a", "status": "200"}), (5.0, {"route": "/b", "status": "404"})]  # no zero increment
+    counter.flush()
+    assert len(ray_counter.records) == 2  # each increment is recorded once
+
+
+def test_summed_counter_loses_no_increment_from_many_threads() -> None:
+    ray_counter = _RecordingCounter()
+    counter = SummedCounter(ray_counter)
+
+    def count() -> None:
+        for _ in range(10_000):
+            counter.inc(tags={"result": "hit"})
+
+    threads = [threading.Thread(target=count) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(20):
+        counter.flush()  # flushes meanwhile must not drop or double anything
+    for thread in threads:
+        thread.join()
+    counter.flush()
+    assert sum(value for value, _ in ray_counter.records) == 40_000
