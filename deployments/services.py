@@ -72,7 +72,10 @@ FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZ
                  "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": "30",
                  # No log line per request to Serve's metric collector (HAProxy writes it, an actor parses it:
                  # CPU on every answer); the prog_image_http_* metrics count and time every request already.
-                 "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
+                 "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+                 # Ray's 4 HAProxy threads contend on a smaller machine: on 2 cores, 2 threads cost a fifth less
+                 # CPU per cached answer (bench/cached_side_by_side.py).
+                 "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, os.cpu_count() or 1))}
 
 
 def start_ray(settings: Settings, num_cpus: int | None = None) -> None:
