@@ -1,16 +1,19 @@
 """prog-image and thumbor side by side: uncached seed routes on fresh JPEG photos, in one run.
 
-    # thumbor in its own virtualenv (never in the project's):
-    python3 -m venv /tmp/thumbor-venv && /tmp/thumbor-venv/bin/pip install thumbor
     .venv/bin/prog-image serve &          # prog-image on :8000
-    .venv/bin/python bench/thumbor_side_by_side.py --thumbor /tmp/thumbor-venv/bin/thumbor
+    .venv/bin/python bench/thumbor_side_by_side.py [--width 4000 --height 3000]
+
+Without --thumbor, the latest thumbor is installed in its own virtualenv (THUMBOR_VENV, never the
+project's) the first time.
 
 Thumbor runs as in the shared notes' peer figures: `--processes 2`, file loader, no original or result
 storage (its default file storage would serve a later run's same-named files from an earlier one),
 baseline JPEG at q85, PNG at its default zlib level. Every request is a new image for both (uncached).
 Rounds alternate between the two services; each request opens a new connection (http.client, a light
 client on the same cores).
-Prints req/s per route and the ratio, with the machine's load average.
+Prints req/s per route and the ratio, with the machine's load average, and for each service the mean
+output size and the mean absolute pixel error of its outputs against Pillow's own rendering of the same
+original (the route's operation on Pillow's decode); appends them to bench/figures.
 """
 
 from __future__ import annotations
@@ -29,12 +32,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from ctypes.util import find_library
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
+from PIL import Image
+
 from tests.images import encoded, photo
 
+THUMBOR_VENV = Path(tempfile.gettempdir()) / "thumbor-venv"
+FIGURES = Path(__file__).parent / "figures" / "thumbor_side_by_side.txt"
 THUMBOR_PATHS = {"jpeg": "/unsafe/{name}", "grayscale": "/unsafe/filters:grayscale()/{name}",
                  "mirror": "/unsafe/-0x0/{name}", "png": "/unsafe/filters:format(png)/{name}"}
 THUMBOR_CONF = """LOADER = 'thumbor.loaders.file_loader'
@@ -47,15 +56,48 @@ MAX_AGE = 0
 """
 
 
-def get(port: int, path: str) -> int:
+def fetch(port: int, path: str) -> tuple[int, bytes]:
+    """GET on a new connection: (status, body)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.read()
     finally:
         connection.close()
+
+
+def get(port: int, path: str) -> int:
+    return fetch(port, path)[0]
+
+
+def installed_thumbor(executable: str | None) -> str:
+    """The thumbor to measure: the given one, else the latest from PyPI in its own virtualenv."""
+    if executable:
+        return executable
+    thumbor = THUMBOR_VENV / "bin" / "thumbor"
+    if not thumbor.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(THUMBOR_VENV)], check=True)
+        subprocess.run([str(THUMBOR_VENV / "bin" / "pip"), "install", "-q", "--upgrade", "thumbor"], check=True)
+    return str(thumbor)
+
+
+def machine() -> str:
+    """What a figure depends on: the cores, and whether a system libturbojpeg is there (nothing needs it)."""
+    return f"{os.cpu_count()} cores, system libturbojpeg {'installed' if find_library('turbojpeg') else 'absent'}"
+
+
+def reference(original: bytes, route: str) -> Image.Image:
+    """Pillow's own rendering of a seed route, before any encoding."""
+    image = Image.open(io.BytesIO(original)).convert("RGB")
+    return {"grayscale": lambda: image.convert("L"),
+            "mirror": lambda: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)}.get(route, lambda: image)()
+
+
+def pixel_error(expected: Image.Image, output: bytes) -> float:
+    """Mean absolute difference (levels) of an output from the expected pixels."""
+    made = Image.open(io.BytesIO(output)).convert(expected.mode)
+    return float(np.abs(np.asarray(made, np.int16) - np.asarray(expected, np.int16)).mean())
 
 
 def upload(port: int, data: bytes) -> str:
@@ -69,18 +111,20 @@ def upload(port: int, data: bytes) -> str:
     return answer["image_id"]
 
 
-def timed(port: int, paths: list[str], concurrency: int) -> float:
+def timed(port: int, paths: list[str], concurrency: int) -> tuple[float, list[bytes]]:
+    """Requests per second over the paths, and the bodies."""
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        statuses = list(pool.map(lambda path: get(port, path), paths))
+        answers = list(pool.map(lambda path: fetch(port, path), paths))
     elapsed = time.perf_counter() - started
-    assert all(status == 200 for status in statuses), sorted(set(statuses))
-    return len(paths) / elapsed
+    assert all(status == 200 for status, _ in answers), sorted({status for status, _ in answers})
+    return len(paths) / elapsed, [body for _, body in answers]
 
 
 @contextlib.contextmanager
-def thumbor_running(executable: str, conf: str, root: Path, port: int, processes: int = 1) -> Iterator[None]:
+def thumbor_running(executable: str | None, conf: str, root: Path, port: int, processes: int = 1) -> Iterator[None]:
     """thumbor with this configuration on port, for the block; its worker processes stop with it."""
+    executable = installed_thumbor(executable)
     if subprocess.run(["fuser", f"{port}/tcp"], capture_output=True).returncode == 0:
         raise SystemExit(f"port {port} is taken (a thumbor left from an earlier run?)")
     (root / "thumbor.conf").write_text(conf)
@@ -106,7 +150,8 @@ def settle(seconds: float = 65.0) -> None:
 def peer_arguments(requests: int) -> argparse.ArgumentParser:
     """The options every side-by-side bench takes."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--thumbor", required=True, help="path of the thumbor executable in its own venv")
+    parser.add_argument("--thumbor", help="path of a thumbor executable in its own venv (default: the latest, "
+                        f"installed in {THUMBOR_VENV} the first time)")
     parser.add_argument("--port", type=int, default=8000, help="prog-image's HTTP port")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=requests, help="timed requests per round, row and service")
@@ -126,16 +171,14 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-thumbor-"))
     thumbor_port = 8890
     with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port, processes=2):
-        images: dict[str, list[tuple[str, str]]] = {}  # route -> (prog-image id, thumbor file name), all fresh
+        images: dict[str, list[tuple[str, str, bytes]]] = {}  # route -> (prog-image id, thumbor name, bytes)
         for route in routes:
             images[route] = []
             for index in range(count + 2):
-                buffer = io.BytesIO(encoded(photo(args.width, args.height, seed=hash((route, index)) % 10**6),
-                                            "JPEG", quality=90))
-                data = buffer.getvalue()
+                data = encoded(photo(args.width, args.height, seed=hash((route, index)) % 10**6), "JPEG", quality=90)
                 name = f"{route}-{index}.jpg"
                 (root / name).write_bytes(data)
-                images[route].append((upload(args.port, data), name))
+                images[route].append((upload(args.port, data), name, data))
         for _ in range(100):
             try:
                 first = next(iter(routes))
@@ -148,25 +191,39 @@ def main() -> None:
             get(args.port, f"/{images[route][-2][0]}/{route}")
             get(thumbor_port, THUMBOR_PATHS[route].format(name=images[route][-2][1]))
         load_before = os.getloadavg()[0]
-        results = {route: {"prog-image": [], "thumbor": []} for route in routes}
+        results = {route: {s: {"rates": [], "sizes": [], "errors": []} for s in ("prog-image", "thumbor")}
+                   for route in routes}
         for round_index in range(args.rounds):
             for route in routes:
                 batch = images[route][round_index * args.requests:(round_index + 1) * args.requests]
                 order = ("prog-image", "thumbor") if round_index % 2 == 0 else ("thumbor", "prog-image")
                 for service in order:
                     if service == "prog-image":
-                        rate = timed(args.port, [f"/{image_id}/{route}" for image_id, _ in batch], args.concurrency)
+                        rate, bodies = timed(args.port, [f"/{image_id}/{route}" for image_id, _, _ in batch],
+                                             args.concurrency)
                     else:
-                        rate = timed(thumbor_port, [THUMBOR_PATHS[route].format(name=name) for _, name in batch],
-                                     args.concurrency)
-                    results[route][service].append(rate)
-        print(f"{args.width}x{args.height} JPEG, uncached, concurrency {args.concurrency}, {args.rounds} interleaved "
-              f"rounds of {args.requests} requests; load average {load_before:.2f} before, "
-              f"{os.getloadavg()[0]:.2f} after")
-        print(f"{'route':<10} {'prog-image/s':>13} {'thumbor/s':>10} {'ratio':>6}")
-        for route, rates in results.items():
-            ours, theirs = statistics.median(rates["prog-image"]), statistics.median(rates["thumbor"])
-            print(f"{route:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x")
+                        rate, bodies = timed(thumbor_port, [THUMBOR_PATHS[route].format(name=name)
+                                                            for _, name, _ in batch], args.concurrency)
+                    row = results[route][service]
+                    row["rates"].append(rate)
+                    row["sizes"] += [len(body) for body in bodies]
+                    row["errors"] += [pixel_error(reference(data, route), body)  # a few per round: they cost
+                                      for (_, _, data), body in list(zip(batch, bodies, strict=True))[:3]]
+        lines = [f"# bench/thumbor_side_by_side.py, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}",
+                 f"{args.width}x{args.height} JPEG, uncached, concurrency {args.concurrency}, {args.rounds} "
+                 f"interleaved rounds of {args.requests} requests; load average {load_before:.2f} before, "
+                 f"{os.getloadavg()[0]:.2f} after",
+                 f"{'route':<10} {'prog-image/s':>13} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
+                 f"{'pixel error (ours/theirs)':>25}"]
+        for route, by in results.items():
+            ours, theirs = (statistics.median(by[s]["rates"]) for s in ("prog-image", "thumbor"))
+            size = [statistics.mean(by[s]["sizes"]) for s in ("prog-image", "thumbor")]
+            error = [statistics.mean(by[s]["errors"]) for s in ("prog-image", "thumbor")]
+            lines.append(f"{route:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x   {size[0]:>9.0f} / "
+                         f"{size[1]:<9.0f}   {error[0]:>11.2f} / {error[1]:<11.2f}")
+        print("\n".join(lines))
+        with FIGURES.open("a") as figures:
+            figures.write("\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

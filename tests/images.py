@@ -106,7 +106,7 @@ def with_orientation(picture: np.ndarray, orientation: int, fmt: str, **params: 
 
 
 def jpeg_reference(pixels: np.ndarray | Image.Image, quality: int = 85) -> np.ndarray:
-    """The pixels of a JPEG encode of `pixels` by the project's encoder (libjpeg-turbo from simplejpeg:
+    """The pixels of a JPEG encode of `pixels` by the project's encoder (libjpeg-turbo from imagecodecs:
     tests/test_jpeg.py holds it to Pillow's quality), decoded: what a pipeline ending in a JPEG encode
     must return for those pixels."""
     from transforms import EncodeOptions, encode

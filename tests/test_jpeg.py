@@ -1,4 +1,4 @@
-"""JPEG through libjpeg-turbo from the simplejpeg wheel (transforms.jpeg): the same pixels as Pillow,
+"""JPEG through libjpeg-turbo from wheels (transforms.jpeg): the same pixels as Pillow,
 Pillow's quality and layout, and Pillow as the decoder of everything that is not a plain clean JPEG."""
 
 from __future__ import annotations
@@ -132,3 +132,16 @@ def test_progressive_output_has_pillows_pixels_and_layout(gray):
     assert np.array_equal(pixels_of(ours), pixels_of(theirs))
     assert abs(len(ours) - len(theirs)) < 0.01 * len(theirs)
     assert not img.getexif()  # no metadata
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_baseline_output_has_optimised_huffman_tables_the_same_pixels_in_fewer_bytes(gray):
+    """As thumbor and imgproxy write: the pixels of Pillow's encode, in fewer bytes than its default (the
+    tables change only the entropy coding), and its optimize=True output byte for byte."""
+    pixels = photo(480, 320, seed=31)
+    pixels = np.ascontiguousarray(pixels[..., 0]) if gray else pixels
+    ours = jpeg.compress(pixels, 85)
+    unoptimised = encoded(pixels, "JPEG", quality=85)
+    assert np.array_equal(pixels_of(ours), pixels_of(unoptimised))
+    assert len(ours) < 0.96 * len(unoptimised)
+    assert ours == encoded(pixels, "JPEG", quality=85, optimize=True)
