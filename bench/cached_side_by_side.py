@@ -1,10 +1,9 @@
 """Cached answers side by side, in one run: prog-image from its memory, prog-image behind the shipped
 HTTP cache (deployments/nginx.conf), and thumbor serving from its file result storage.
 
-    python3 -m venv /tmp/thumbor-venv && /tmp/thumbor-venv/bin/pip install thumbor
     apt-get install -y wrk nginx
     .venv/bin/prog-image serve &          # prog-image on :8000
-    .venv/bin/python bench/cached_side_by_side.py --thumbor /tmp/thumbor-venv/bin/thumbor
+    .venv/bin/python bench/cached_side_by_side.py [--floor]   # thumbor: installed in its own venv if not given
 
 The load comes from wrk (a C client: a Python one costs more CPU per request than a cached answer does),
 concurrency 2, a new connection per request for all three (`Connection: close`). Thumbor runs with two

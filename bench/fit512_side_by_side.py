@@ -1,15 +1,15 @@
 """imgproxy's benchmark workload, prog-image and thumbor side by side in one run: 2K photos fit into
 512x512 and re-encoded to their own format (JPEG q80, PNG, WebP q75), uncached, 2 keep-alive clients.
 
-    python3 -m venv /tmp/thumbor-venv && /tmp/thumbor-venv/bin/pip install thumbor
     .venv/bin/prog-image serve &          # prog-image on :8000
-    .venv/bin/python bench/fit512_side_by_side.py --thumbor /tmp/thumbor-venv/bin/thumbor
+    .venv/bin/python bench/fit512_side_by_side.py [--thumbor-processes 2]
 
-Thumbor is configured as in imgproxy/image-servers-benchmark: one process with ENGINE_THREADPOOL_SIZE = 2,
-progressive JPEG, LANCZOS; file loader, no storage. prog-image writes progressive JPEG too, so both
-make the same kind of file. Every request is a new image for both; rounds alternate between them. Per
-format it prints the rates and their ratio, the mean output size, and the mean absolute pixel error of
-each output against Pillow's own LANCZOS resize of the same original.
+Thumbor (installed in its own virtualenv when --thumbor is not given) is configured as in
+imgproxy/image-servers-benchmark: one process with ENGINE_THREADPOOL_SIZE = 2, progressive JPEG, LANCZOS;
+file loader, no storage. --thumbor-processes 2 runs the two-process variant. prog-image writes
+progressive JPEG too, so both make the same kind of file. Every request is a new image for both; rounds
+alternate between them. Per format it prints the rates and their ratio, the mean output size, and the
+mean absolute pixel error of each output against Pillow's own LANCZOS resize of the same original.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.thumbor_side_by_side import peer_arguments, settle, thumbor_running, upload
+from bench.thumbor_side_by_side import machine, peer_arguments, settle, thumbor_running, upload
 from tests.images import photo_like
 
 FORMATS = {"jpg": ("JPEG", 80), "png": ("PNG", None), "webp": ("WEBP", 75)}
@@ -80,10 +80,12 @@ def pixel_error(original: bytes, output: bytes) -> float:
 
 
 def main() -> None:
-    args = peer_arguments(30).parse_args()
+    parser = peer_arguments(30)
+    parser.add_argument("--thumbor-processes", type=int, default=1, help="1: as imgproxy's benchmark; 2: one per core")
+    args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-fit512-"))
     thumbor_port = 8891
-    with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port):
+    with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port, args.thumbor_processes):
         count = args.rounds * args.requests
         images: dict[str, list[tuple[str, str, bytes]]] = {}  # format -> (prog-image id, thumbor name, bytes)
         for ext, (fmt, _) in FORMATS.items():
@@ -119,7 +121,9 @@ def main() -> None:
                     row["sizes"] += [len(body) for body in bodies]
                     row["errors"] += [pixel_error(data, body) for (_, _, data), body in zip(batch, bodies, strict=True)
                                       ][:5]
-        lines = [f"2040x1356 photos fit into 512x512, uncached, {args.concurrency} keep-alive clients, {args.rounds} "
+        lines = [f"# bench/fit512_side_by_side.py, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}, thumbor with "
+                 f"{args.thumbor_processes} process(es)",
+                 f"2040x1356 photos fit into 512x512, uncached, {args.concurrency} keep-alive clients, {args.rounds} "
                  f"interleaved rounds of {args.requests}; load average {load_before:.2f} before, "
                  f"{os.getloadavg()[0]:.2f} after",
                  f"{'format':<6} {'prog-image/s':>12} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
