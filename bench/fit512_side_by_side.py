@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import io
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -30,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.thumbor_side_by_side import machine, peer_arguments, settle, thumbor_running, upload
+from bench.thumbor_side_by_side import machine, peer_arguments, peer_rows, settle, thumbor_running, upload
 from tests.images import photo_like
 
 FORMATS = {"jpg": ("JPEG", 80), "png": ("PNG", None), "webp": ("WEBP", 75)}
@@ -125,15 +124,7 @@ def main() -> None:
                  f"{args.thumbor_processes} process(es)",
                  f"2040x1356 photos fit into 512x512, uncached, {args.concurrency} keep-alive clients, {args.rounds} "
                  f"interleaved rounds of {args.requests}; load average {load_before:.2f} before, "
-                 f"{os.getloadavg()[0]:.2f} after",
-                 f"{'format':<6} {'prog-image/s':>12} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
-                 f"{'pixel error (ours/theirs)':>25}"]
-        for ext, by in results.items():
-            ours, theirs = (statistics.median(by[s]["rates"]) for s in ("prog-image", "thumbor"))
-            size = [statistics.mean(by[s]["sizes"]) for s in ("prog-image", "thumbor")]
-            error = [statistics.mean(by[s]["errors"]) for s in ("prog-image", "thumbor")]
-            lines.append(f"{ext:<6} {ours:>12.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x   {size[0]:>9.0f} / "
-                         f"{size[1]:<9.0f}   {error[0]:>11.2f} / {error[1]:<11.2f}")
+                 f"{os.getloadavg()[0]:.2f} after", *peer_rows("format", results)]
         lines.append("rounds (prog-image / thumbor req/s): " + "; ".join(
             f"{ext} " + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(by["prog-image"]["rates"], by["thumbor"]["rates"],
                                                                      strict=True)) for ext, by in results.items()))

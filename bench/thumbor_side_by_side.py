@@ -87,6 +87,20 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, system libturbojpeg {'installed' if find_library('turbojpeg') else 'absent'}"
 
 
+def peer_rows(name: str, results: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
+    """A peer table's head, and per row (results[row][service]: rates, sizes, errors) the median rates,
+    their ratio, and the mean output sizes and pixel errors."""
+    lines = [f"{name:<10} {'prog-image/s':>13} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
+             f"{'pixel error (ours/theirs)':>25}"]
+    for row, by in results.items():
+        ours, theirs = (statistics.median(by[service]["rates"]) for service in ("prog-image", "thumbor"))
+        size = [statistics.mean(by[service]["sizes"]) for service in ("prog-image", "thumbor")]
+        error = [statistics.mean(by[service]["errors"]) for service in ("prog-image", "thumbor")]
+        lines.append(f"{row:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x   {size[0]:>9.0f} / "
+                     f"{size[1]:<9.0f}   {error[0]:>11.2f} / {error[1]:<11.2f}")
+    return lines
+
+
 def reference(original: bytes, route: str) -> Image.Image:
     """Pillow's own rendering of a seed route, before any encoding."""
     image = Image.open(io.BytesIO(original)).convert("RGB")
@@ -212,15 +226,7 @@ def main() -> None:
         lines = [f"# bench/thumbor_side_by_side.py, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}",
                  f"{args.width}x{args.height} JPEG, uncached, concurrency {args.concurrency}, {args.rounds} "
                  f"interleaved rounds of {args.requests} requests; load average {load_before:.2f} before, "
-                 f"{os.getloadavg()[0]:.2f} after",
-                 f"{'route':<10} {'prog-image/s':>13} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
-                 f"{'pixel error (ours/theirs)':>25}"]
-        for route, by in results.items():
-            ours, theirs = (statistics.median(by[s]["rates"]) for s in ("prog-image", "thumbor"))
-            size = [statistics.mean(by[s]["sizes"]) for s in ("prog-image", "thumbor")]
-            error = [statistics.mean(by[s]["errors"]) for s in ("prog-image", "thumbor")]
-            lines.append(f"{route:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x   {size[0]:>9.0f} / "
-                         f"{size[1]:<9.0f}   {error[0]:>11.2f} / {error[1]:<11.2f}")
+                 f"{os.getloadavg()[0]:.2f} after", *peer_rows("route", results)]
         print("\n".join(lines))
         with FIGURES.open("a") as figures:
             figures.write("\n" + "\n".join(lines) + "\n")
