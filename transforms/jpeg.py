@@ -38,14 +38,6 @@ def decompress(data: bytes, full_width: int, width: int, height: int, gray: bool
     return pixels[..., 0] if gray else pixels
 
 
-def compress_mirrored(pixels: np.ndarray, quality: int) -> bytes:
-    """compress(mirror(pixels), quality) for RGB pixels, with the flip done on whole pixels: each row seen
-    as 3-byte items, reversed (1 MP: 2.3 ms, against 4.0 for numpy's flip of the (H, W, 3) array)."""
-    height, width, _ = pixels.shape
-    rows = np.ascontiguousarray(pixels).reshape(height, width * 3).view("V3")
-    return compress(np.ascontiguousarray(rows[:, ::-1]).view(np.uint8).reshape(height, width, 3), quality)
-
-
 def compress(pixels: np.ndarray, quality: int, progressive: bool = False) -> bytes:
     """RGB (H, W, 3) or grayscale (H, W) uint8 pixels as a baseline (or progressive) JPEG with 4:2:0 chroma
     (grayscale: one channel) and optimised Huffman tables, as Pillow writes it with optimize=True."""
