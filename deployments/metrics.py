@@ -64,8 +64,9 @@ class Metrics:
         atexit.register(self.flush)  # a replica that stops gracefully records its last second too
 
     def flush(self) -> None:
-        for counter in (self.requests, self.cache, self.bytes, self.jobs):
-            counter.flush()
+        for counter in vars(self).values():  # every summed counter, however many are added
+            if isinstance(counter, SummedCounter):
+                counter.flush()
 
     def _flush_every_second(self) -> None:
         while True:
