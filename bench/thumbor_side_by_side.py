@@ -11,6 +11,10 @@ storage (its default file storage would serve a later run's same-named files fro
 baseline JPEG at q85, PNG at its default zlib level. Every request is a new image for both (uncached).
 Rounds alternate between the two services; each request opens a new connection (http.client, a light
 client on the same cores).
+--floor adds a row per route: the same render (transforms.render: the same decode, operation and encoder)
+in a bare Ray Serve app on the running Serve instance, reading the original from a file as thumbor does and
+storing nothing. It is the most prog-image's request path could reach on these codecs: what prog-image
+answers below it is its own per-request work (MongoDB, the render service, its middleware).
 Prints req/s per route and the ratio, with the machine's load average, and for each service the mean
 output size and the mean absolute pixel error of its outputs against Pillow's own rendering of the same
 original (the route's operation on Pillow's decode); appends them to bench/figures.
@@ -88,16 +92,20 @@ def machine() -> str:
 
 
 def peer_rows(name: str, results: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
-    """A peer table's head, and per row (results[row][service]: rates, sizes, errors) the median rates,
-    their ratio, and the mean output sizes and pixel errors."""
-    lines = [f"{name:<10} {'prog-image/s':>13} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
+    """A peer table's head, and per row (results[row][service]: rates, sizes, errors) and service other than
+    thumbor, the median rates, their ratio to thumbor's, and the mean output sizes and pixel errors."""
+    lines = [f"{name:<22} {'service/s':>10} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
              f"{'pixel error (ours/theirs)':>25}"]
     for row, by in results.items():
-        ours, theirs = (statistics.median(by[service]["rates"]) for service in ("prog-image", "thumbor"))
-        size = [statistics.mean(by[service]["sizes"]) for service in ("prog-image", "thumbor")]
-        error = [statistics.mean(by[service]["errors"]) for service in ("prog-image", "thumbor")]
-        lines.append(f"{row:<10} {ours:>13.1f} {theirs:>10.1f} {ours / theirs:>5.2f}x   {size[0]:>9.0f} / "
-                     f"{size[1]:<9.0f}   {error[0]:>11.2f} / {error[1]:<11.2f}")
+        theirs = by["thumbor"]
+        for service, ours in by.items():
+            if service == "thumbor":
+                continue
+            rate, peer = statistics.median(ours["rates"]), statistics.median(theirs["rates"])
+            label = row if service == "prog-image" else f"{row} ({service})"
+            lines.append(f"{label:<22} {rate:>10.1f} {peer:>10.1f} {rate / peer:>5.2f}x   "
+                         f"{statistics.mean(ours['sizes']):>9.0f} / {statistics.mean(theirs['sizes']):<9.0f}   "
+                         f"{statistics.mean(ours['errors']):>11.2f} / {statistics.mean(theirs['errors']):<11.2f}")
     return lines
 
 
@@ -152,6 +160,43 @@ def thumbor_running(executable: str | None, conf: str, root: Path, port: int, pr
         thumbor.wait()
 
 
+@contextlib.contextmanager
+def render_floor(root: Path, replicas: int = 2) -> Iterator[str]:
+    """A bare Ray Serve app that renders /{route}/{name} from root's files (see --floor); yields its prefix."""
+    import asyncio
+
+    import ray
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+    from ray import serve
+
+    from deployments.config import Settings
+    from transforms import render
+
+    app = FastAPI()
+    settings = Settings()
+
+    @app.get("/{route}/{name}")
+    async def rendered(route: str, name: str) -> Response:
+        data = (root / name).read_bytes()
+        out = await asyncio.to_thread(render, data, route, limits=settings.limits, options=settings.encode_options)
+        return Response(out.data, media_type=out.media_type)
+
+    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
+                      logging_config={"enable_access_log": False})
+    @serve.ingress(app)
+    class RenderFloor:
+        pass
+
+    ray.init(address="auto", log_to_driver=False)
+    serve.run(RenderFloor.bind(), name="render-floor", route_prefix="/render-floor")
+    try:
+        yield "/render-floor"
+    finally:
+        serve.delete("render-floor")
+        ray.shutdown()
+
+
 def settle(seconds: float = 65.0) -> None:
     """After the uploads, before the timed rounds: flush the written files and wait out MongoDB's next
     checkpoint (every 60 s). Right after 1.5 GB of uploads the renders measured 20 % slower (78 against
@@ -179,12 +224,15 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=864)
     parser.add_argument("--routes", default=",".join(THUMBOR_PATHS), help="comma-separated, of these: "
                         + ", ".join(THUMBOR_PATHS))
+    parser.add_argument("--floor", action="store_true", help="add the render floor rows (see the docstring)")
     args = parser.parse_args()
     routes = {route: THUMBOR_PATHS[route] for route in args.routes.split(",")}
     count = args.rounds * args.requests
     root = Path(tempfile.mkdtemp(prefix="bench-thumbor-"))
     thumbor_port = 8890
-    with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port, processes=2):
+    with thumbor_running(args.thumbor, THUMBOR_CONF.format(root=root), root, thumbor_port, processes=2), \
+            render_floor(root) if args.floor else contextlib.nullcontext() as floor:
+        services = ("prog-image", "thumbor", *(["render floor"] if floor else []))
         images: dict[str, list[tuple[str, str, bytes]]] = {}  # route -> (prog-image id, thumbor name, bytes)
         for route in routes:
             images[route] = []
@@ -204,16 +252,19 @@ def main() -> None:
         for route in routes:  # warm both (the last two images of each route are for this)
             get(args.port, f"/{images[route][-2][0]}/{route}")
             get(thumbor_port, THUMBOR_PATHS[route].format(name=images[route][-2][1]))
+            if floor:
+                get(args.port, f"{floor}/{route}/{images[route][-2][1]}")
         load_before = os.getloadavg()[0]
-        results = {route: {s: {"rates": [], "sizes": [], "errors": []} for s in ("prog-image", "thumbor")}
-                   for route in routes}
+        results = {route: {s: {"rates": [], "sizes": [], "errors": []} for s in services} for route in routes}
         for round_index in range(args.rounds):
             for route in routes:
                 batch = images[route][round_index * args.requests:(round_index + 1) * args.requests]
-                order = ("prog-image", "thumbor") if round_index % 2 == 0 else ("thumbor", "prog-image")
-                for service in order:
+                for service in services[round_index % len(services):] + services[:round_index % len(services)]:
                     if service == "prog-image":
                         rate, bodies = timed(args.port, [f"/{image_id}/{route}" for image_id, _, _ in batch],
+                                             args.concurrency)
+                    elif service == "render floor":
+                        rate, bodies = timed(args.port, [f"{floor}/{route}/{name}" for _, name, _ in batch],
                                              args.concurrency)
                     else:
                         rate, bodies = timed(thumbor_port, [THUMBOR_PATHS[route].format(name=name)
