@@ -5,7 +5,7 @@
 Starts its own mongod and local Ray with the app and bridge (the local RabbitMQ, a private
 queue), uploads 1 MP JPEGs, then in interleaved rounds times the four seed operations of fresh
 uploads over HTTP at concurrency 4, and one batch job of the same from publish to reply.
-Writes bench/figures/batch.txt.
+Appends to bench/figures/batch.txt.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def busy_cpu_s() -> float:
 
 
 def main() -> None:
-    lines = [f"1 MP JPEGs x {len(OPERATIONS)} operations ({', '.join(OPERATIONS)}), uncached, {ROUNDS} interleaved "
+    lines = [f"# bench/batch.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores",
+             f"1 MP JPEGs x {len(OPERATIONS)} operations ({', '.join(OPERATIONS)}), uncached, {ROUNDS} interleaved "
              f"rounds, each a batch job of {COUNT} images and {COUNT} other images over HTTP"]
     with tempfile.TemporaryDirectory() as tmp:
         mongod = EmbeddedMongod(Path(tmp) / "mongo").start()
@@ -104,7 +105,8 @@ def main() -> None:
             services.shutdown_ray()
             mongod.stop()
     print("\n".join(lines))
-    FIGURES.write_text("\n".join(lines) + "\n")
+    with FIGURES.open("a") as figures:
+        figures.write("\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
