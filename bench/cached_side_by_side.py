@@ -28,12 +28,22 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.thumbor_side_by_side import THUMBOR_CONF, THUMBOR_PATHS, get, peer_arguments, thumbor_running, upload
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from bench.thumbor_side_by_side import (
+    THUMBOR_CONF,
+    THUMBOR_PATHS,
+    bare_serve_app,
+    get,
+    peer_arguments,
+    thumbor_running,
+    upload,
+)
 from tests.images import encoded, photo_like
 from tests.nginx_front import nginx_front
 
@@ -53,33 +63,15 @@ def wrk(url: str, seconds: float) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-@contextlib.contextmanager
-def serve_floor(body: bytes, replicas: int) -> Iterator[str]:
-    """A constant answer through Ray Serve's HTTP path, on the running Serve instance; yields its path."""
-    import ray
-    from fastapi import FastAPI
-    from fastapi.responses import Response
-    from ray import serve
-
+def serve_floor(body: bytes, replicas: int) -> contextlib.AbstractContextManager[str]:
+    """A constant answer through Ray Serve's HTTP path, on the running Serve instance."""
     app = FastAPI()
 
     @app.get("/constant")
     async def constant() -> Response:
         return Response(body, media_type="image/jpeg")
 
-    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
-                      logging_config={"enable_access_log": False})  # as prog-image's default
-    @serve.ingress(app)
-    class Floor:
-        pass
-
-    ray.init(address="auto", log_to_driver=False)
-    serve.run(Floor.bind(), name="serve-floor", route_prefix="/serve-floor")
-    try:
-        yield "/serve-floor/constant"
-    finally:
-        serve.delete("serve-floor")
-        ray.shutdown()
+    return bare_serve_app(app, "serve-floor", replicas)
 
 
 def main() -> None:

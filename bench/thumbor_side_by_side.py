@@ -23,6 +23,7 @@ original (the route's operation on Pillow's decode); appends them to bench/figur
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import io
@@ -42,6 +43,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from fastapi import FastAPI
+from fastapi.responses import Response
 from PIL import Image
 
 from tests.images import encoded, photo
@@ -161,15 +164,26 @@ def thumbor_running(executable: str | None, conf: str, root: Path, port: int, pr
 
 
 @contextlib.contextmanager
-def render_floor(root: Path, replicas: int = 2) -> Iterator[str]:
-    """A bare Ray Serve app that renders /{route}/{name} from root's files (see --floor); yields its prefix."""
-    import asyncio
-
+def bare_serve_app(app: FastAPI, name: str, replicas: int = 2) -> Iterator[str]:
+    """A FastAPI app as a bare Serve deployment on the running Serve instance (no prog-image code on its
+    request path; its access log off, as prog-image's); yields its route prefix."""
     import ray
-    from fastapi import FastAPI
-    from fastapi.responses import Response
     from ray import serve
 
+    deployment = serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
+                                  logging_config={"enable_access_log": False}, name=name)(
+        serve.ingress(app)(type(name.replace("-", "_"), (), {})))
+    ray.init(address="auto", log_to_driver=False)
+    serve.run(deployment.bind(), name=name, route_prefix=f"/{name}")
+    try:
+        yield f"/{name}"
+    finally:
+        serve.delete(name)
+        ray.shutdown()
+
+
+def render_floor(root: Path) -> contextlib.AbstractContextManager[str]:
+    """A bare Serve app that renders /{route}/{name} from root's files (see --floor)."""
     from deployments.config import Settings
     from transforms import render
 
@@ -182,19 +196,7 @@ def render_floor(root: Path, replicas: int = 2) -> Iterator[str]:
         out = await asyncio.to_thread(render, data, route, limits=settings.limits, options=settings.encode_options)
         return Response(out.data, media_type=out.media_type)
 
-    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
-                      logging_config={"enable_access_log": False})
-    @serve.ingress(app)
-    class RenderFloor:
-        pass
-
-    ray.init(address="auto", log_to_driver=False)
-    serve.run(RenderFloor.bind(), name="render-floor", route_prefix="/render-floor")
-    try:
-        yield "/render-floor"
-    finally:
-        serve.delete("render-floor")
-        ray.shutdown()
+    return bare_serve_app(app, "render-floor")
 
 
 def settle(seconds: float = 65.0) -> None:
