@@ -81,15 +81,21 @@ def test_a_jpegs_luma_is_its_y_plane_within_rounding_of_pillows(quality):
     assert np.abs(signed[~clipped]).max() <= 1  # rounding alone, wherever the decoded RGB does not clip
     assert np.abs(signed).max() <= 12
     out = run(data, parse("grayscale,mirror"), limits=Limits(10**8), options=EncodeOptions())
-    assert [stage for stage, _ in out.timings] == ["decode", "mirror", "encode"]  # no colour work
+    assert [stage for stage, _ in out.timings] == ["decode", "encode"]  # no colour work; the encoder mirrors
     assert np.array_equal(pixels_of(out.data), pixels_of(jpeg.compress(luma[:, ::-1], 85)))
+
+
+@pytest.mark.parametrize("size", [(333, 217), (1, 7), (64, 1), (8, 3), (1152, 20)])  # byte by byte; by words
+def test_mirroring_while_encoding_gives_the_bytes_of_mirror_then_encode(size):
+    pixels = photo(*size, seed=29)
+    assert jpeg.compress_mirrored(pixels, 85) == jpeg.compress(pixels[:, ::-1], 85)
 
 
 @pytest.mark.parametrize("ops, fmt", [("mirror", "jpeg"), ("mirror", "png"), ("mirror", "webp"),
                                       ("blur:r=2,mirror", "jpeg"), ("mirror,grayscale", "jpeg")])
-def test_a_last_mirror_gives_the_image_of_flipping_first(ops, fmt):
-    """A pipeline's last mirror, with progressive output and a size budget too: the pixels are those of
-    flipping the source first."""
+def test_a_last_mirror_left_to_the_encoder_gives_the_same_image(ops, fmt):
+    """The pipeline leaves a last mirror to the encoder (free for a baseline JPEG, a flip first otherwise),
+    with progressive output and a size budget too: the pixels are those of flipping first."""
     data = encoded(photo(200, 120, seed=30), "PNG")
     for query in ({}, {"progressive": "1"}, {"max_bytes": "4000"}):
         pipeline = parse(ops, fmt, **query)

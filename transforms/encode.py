@@ -14,6 +14,7 @@ from PIL import Image
 from transforms import jpeg
 from transforms.alpha import expand_gray, flatten_on_white
 from transforms.metadata import with_exif
+from transforms.mirror import mirror
 from transforms.png_fast import encode_png
 
 PNG_COMPRESSIONS = ("fast", "small")
@@ -60,6 +61,7 @@ class OutputOptions:
     progressive: bool = False  # JPEG: progressive scans (see transforms.jpeg)
     exif: bytes | None = None  # keep this EXIF (strip=0; see transforms.metadata)
     max_bytes: int | None = None  # lossy formats: the highest quality whose output fits, if any does
+    mirror: bool = False  # flip left-right first: a baseline RGB JPEG does it as it encodes (jpeg.compress_mirrored)
 
 
 LOSSY = frozenset(("JPEG", "WEBP", "AVIF"))
@@ -69,6 +71,9 @@ _MAX_BYTES_TRIES = 6
 def encode_output(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: OutputOptions) -> bytes:
     """encode() with the request's output options. max_bytes: a binary search over quality, at most
     _MAX_BYTES_TRIES encodes; when even the lowest tried is too large, that smallest one is returned."""
+    if output.mirror and not (fmt == "JPEG" and not output.progressive and pixels.ndim == 3 and pixels.shape[2] == 3):
+        pixels, output = mirror(pixels), replace(output, mirror=False)  # once, not per quality tried
+
     def once(quality: int | None) -> bytes:
         chosen = options if quality is None else replace(options, jpeg_quality=quality, webp_quality=quality)
         data = _encode(pixels, fmt, chosen, output)
@@ -92,6 +97,8 @@ def encode_output(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: 
 
 
 def _encode(pixels: np.ndarray, fmt: str, options: EncodeOptions, output: OutputOptions) -> bytes:
+    if output.mirror:
+        return jpeg.compress_mirrored(pixels, options.jpeg_quality)
     if fmt == "JPEG" and output.progressive:
         return jpeg.compress(flatten_on_white(pixels), options.jpeg_quality, progressive=True)
     if output.exif and fmt in ("WEBP", "AVIF"):

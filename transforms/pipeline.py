@@ -499,8 +499,10 @@ def _render_group(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]],
         pixels = done[steps[:start]]
         done = {prefix: kept for prefix, kept in done.items() if prefix in later}
         laps = len(clock.laps) if index else 0  # the shared decode is counted with the first
+        # A last mirror that nothing later starts from is left to the encoder, which may do it for free.
+        deferred = start < len(steps) and steps[-1] == Step("mirror") and steps not in later
         try:
-            for n in range(start, len(steps)):
+            for n in range(start, len(steps) - deferred):
                 pixels = steps[n].apply(pixels, marks)
                 if steps[:n + 1] in later:
                     done[steps[:n + 1]] = pixels
@@ -511,7 +513,7 @@ def _render_group(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]],
         fmt = pipeline.output_format(source_format, alpha=pixels.ndim == 3 and pixels.shape[2] in (2, 4))
         if not pipeline.strip and exif is None:
             exif = exif_of(data)
-        output = OutputOptions(pipeline.progressive, None if pipeline.strip else exif, pipeline.max_bytes)
+        output = OutputOptions(pipeline.progressive, None if pipeline.strip else exif, pipeline.max_bytes, deferred)
         size = (pixels.shape[1], pixels.shape[0])
         encoded = encode_output(pixels, fmt, _options(pipeline, options), output)
         del pixels
