@@ -170,9 +170,11 @@ def bare_serve_app(app: FastAPI, name: str, replicas: int = 2) -> Iterator[str]:
     import ray
     from ray import serve
 
+    # Serve takes an endpoint whose qualname starts with the class's for a method of it: no endpoint is
+    # named like this class.
     deployment = serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0},
                                   logging_config={"enable_access_log": False}, name=name)(
-        serve.ingress(app)(type(name.replace("-", "_"), (), {})))
+        serve.ingress(app)(type("BareServeApp", (), {})))
     ray.init(address="auto", log_to_driver=False)
     serve.run(deployment.bind(), name=name, route_prefix=f"/{name}")
     try:
