@@ -499,7 +499,8 @@ def _render_group(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]],
         pixels = done[steps[:start]]
         done = {prefix: kept for prefix, kept in done.items() if prefix in later}
         laps = len(clock.laps) if index else 0  # the shared decode is counted with the first
-        # A last mirror that nothing later starts from is left to the encoder, which may do it for free.
+        # A last mirror that nothing later starts from is left to the encoder: a baseline JPEG flips as it
+        # takes the pixels (jpeg.compress_mirrored), cheaper than copying whole pixels first.
         deferred = start < len(steps) and steps[-1] == Step("mirror") and steps not in later
         try:
             for n in range(start, len(steps) - deferred):
