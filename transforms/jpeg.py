@@ -44,8 +44,8 @@ def compress_mirrored(pixels: np.ndarray, quality: int) -> bytes:
     such. The same bytes; the flip of 1 MP takes 0.9 ms instead of 2.1 for copying whole pixels."""
     height, width, _ = pixels.shape
     rows = np.ascontiguousarray(np.ascontiguousarray(pixels).reshape(height, width * 3)[:, ::-1])
-    return imagecodecs.jpeg8_encode(rows.reshape(height, width, 3), level=quality, subsampling=(2, 2), optimize=True,
-                                    colorspace=imagecodecs.JPEG8.CS.EXT_BGR, outcolorspace=imagecodecs.JPEG8.CS.YCbCr)
+    return _baseline(rows.reshape(height, width, 3), quality, colorspace=imagecodecs.JPEG8.CS.EXT_BGR,
+                     outcolorspace=imagecodecs.JPEG8.CS.YCbCr)
 
 
 def compress(pixels: np.ndarray, quality: int, progressive: bool = False) -> bytes:
@@ -56,5 +56,10 @@ def compress(pixels: np.ndarray, quality: int, progressive: bool = False) -> byt
         pixels = pixels.copy()
     if progressive:
         return from_array(pixels).jpegsave_buffer(Q=quality, interlace=True, subsample_mode="on", keep="none")
+    return _baseline(pixels, quality)
+
+
+def _baseline(pixels: np.ndarray, quality: int, **colour: object) -> bytes:
+    """The one baseline encoder setting (4:2:0 unless gray, optimised Huffman tables), for both callers."""
     return imagecodecs.jpeg8_encode(pixels, level=quality, subsampling=None if pixels.ndim == 2 else (2, 2),
-                                    optimize=True)
+                                    optimize=True, **colour)
