@@ -23,7 +23,8 @@ import pika
 
 from bench.cpu_split import snapshot, split
 from bench.run import load, upload_all, variants
-from deployments import amqp, services
+from deployments import services
+from deployments.batch import amqp
 from deployments.config import Settings
 from storage.embedded_mongod import EmbeddedMongod, free_port
 from tests.images import photo_like

@@ -11,6 +11,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _KINDS = (("mongod", "mongod"), ("Transformer", "transform replicas"), ("Bridge", "bridge"),
           ("Api", "ingress replicas"), ("ServeReplica", "other replicas"), ("ServeController", "serve controller"),
           ("ProxyActor", "serve proxy"), ("raylet", "raylet"), ("gcs_server", "gcs"), ("beam.smp", "rabbitmq"),
+          ("haproxy", "haproxy"), ("HAProxyManager", "haproxy manager"),
           ("ray", "other ray"))
 
 

@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from deployments.allocator import keep_freed_memory
+from deployments.render.allocator import keep_freed_memory
 from tests.images import photo_like
 from transforms import OPERATIONS, EncodeOptions, Limits, render
 

@@ -188,8 +188,8 @@ def render_floor(root: Path) -> contextlib.AbstractContextManager[str]:
     """A bare Serve app that renders /{route}/{name} from root's files (see --floor). Its replicas keep freed
     memory as prog-image's rendering processes do (deployments/allocator.py): without that, page faults
     made its 1 MP JPEG renders a fifth slower (18.9 against 15.1 ms of replica CPU per request)."""
-    from deployments.allocator import keep_freed_memory
     from deployments.config import Settings
+    from deployments.render.allocator import keep_freed_memory
     from transforms import render
 
     app = FastAPI()

@@ -7,10 +7,10 @@ from typing import Any
 from ray.serve import Application
 from ray.serve.config import RequestRouterConfig
 
-from deployments.bridge import Bridge
+from deployments.batch.bridge import Bridge
 from deployments.config import Settings
-from deployments.ingress import Api
-from deployments.transformer import Transformer
+from deployments.http.ingress import Api
+from deployments.render.transformer import Transformer
 
 
 def build_app(settings: Settings) -> Application:

@@ -27,7 +27,7 @@ def _serve(_: argparse.Namespace) -> None:
 
 
 def _batch_submit(args: argparse.Namespace) -> None:
-    from deployments import producer
+    from deployments.batch import producer
 
     settings = Settings.from_env()
     done = producer.submit(args.sources, args.ops, amqp_url=settings.amqp_url, queue=settings.amqp_queue,
@@ -41,7 +41,7 @@ def _batch_submit(args: argparse.Namespace) -> None:
 def _batch_schema(_: argparse.Namespace) -> None:
     import json
 
-    from deployments.job_messages import schema
+    from deployments.batch.messages import schema
 
     print(json.dumps(schema(), indent=2))
 

@@ -68,7 +68,7 @@ def mongodb(settings: Settings) -> Iterator[Settings]:
 FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
                  # HAProxy drops a client that sends nothing for this long (Ray's default is an hour): idle
                  # connections, and headers that never end, can't pile up. Bodies have tighter limits in
-                 # deployments.request_guard.
+                 # deployments.http.guard.
                  "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": "30",
                  # No log line per request to Serve's metric collector (HAProxy writes it, an actor parses it:
                  # CPU on every answer); the prog_image_http_* metrics count and time every request already.

@@ -215,7 +215,7 @@ class ImageStore:
         """Delete an original and all its variants; False if there was no original.
 
         The original goes first, then every variant found: a render storing a variant meanwhile checks
-        for the original after its write (see deployments.variants), so either this listing sees the
+        for the original after its write (see deployments.render.variants), so either this listing sees the
         variant or the render sees the original gone and removes it. A failure midway is finished by
         repeating the call. The deletion is logged for other processes' memory caches."""
         existed = self.delete(image_id)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pika
 
-from deployments import amqp
+from deployments.batch import amqp
 
 
 class Broker:

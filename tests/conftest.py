@@ -55,7 +55,7 @@ def settings(mongo_url: str, amqp_url: str) -> Iterator[Settings]:
 def delete_queues(settings: Settings) -> None:
     import pika
 
-    from deployments import amqp
+    from deployments.batch import amqp
 
     with pika.BlockingConnection(pika.URLParameters(settings.amqp_url)) as connection:
         channel = connection.channel()

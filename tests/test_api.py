@@ -147,7 +147,7 @@ def test_openapi_documents_every_route_with_examples(client):
     from types import SimpleNamespace
 
     from deployments.config import Settings
-    from deployments.ingress import create_app
+    from deployments.http.ingress import create_app
 
     app = create_app(Settings(), SimpleNamespace(context=None, memory=None))  # type: ignore[arg-type]  # routes only
     spec = client.get("/openapi.json").json()  # as the service serves it

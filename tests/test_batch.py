@@ -203,7 +203,7 @@ class _FlakyRunner:
 
 
 def _bridge_with(runner, retries: int = 3):
-    from deployments.bridge import Bridge
+    from deployments.batch.bridge import Bridge
 
     bridge = object.__new__(Bridge.func_or_class)  # the retry policy alone, without a broker connection
     bridge.runner, bridge.stopping = runner, threading.Event()

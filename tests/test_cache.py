@@ -74,7 +74,7 @@ def test_compression_override_is_its_own_lossless_variant(client, store):
 
 def test_a_variant_stored_after_its_original_was_deleted_is_removed(client, store, settings):
     """A variant is stored after its answer: a DELETE of the original in between must not leave it behind."""
-    from deployments.render_service import RenderService
+    from deployments.render.service import RenderService
 
     image_id = upload(client, encoded(photo(50, 40, seed=36), "PNG"))
     renderer = RenderService(settings, store, "test")

@@ -129,7 +129,7 @@ def test_renders_and_job_items_run_on_both_nodes_and_replicas_follow_the_load(tw
     replicas go back down when the load stops."""
     import pika
 
-    from deployments import amqp
+    from deployments.batch import amqp
 
     address, _ = two_nodes
     port, queue = free_port(), f"prog_image.jobs.cluster{os.getpid()}"

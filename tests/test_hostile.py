@@ -17,7 +17,7 @@ import psutil
 import pytest
 from ray import serve
 
-from deployments.allocator import TRIM_THRESHOLD
+from deployments.render.allocator import TRIM_THRESHOLD
 from storage import content_id
 from storage.embedded_mongod import EmbeddedMongod
 from tests.hostile_files import flat_png, gif_frame_bomb, jpeg_scan_bomb, tiny_png

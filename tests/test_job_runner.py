@@ -11,10 +11,10 @@ import numpy as np
 import pika
 import pytest
 
-from deployments.bridge import JobRunner
+from deployments.batch.bridge import JobRunner
 from deployments.config import Settings
-from deployments.render_service import RenderService
-from deployments.variants import job_request
+from deployments.render.service import RenderService
+from deployments.render.variants import job_request
 from storage import content_id
 from tests.images import encoded, photo, pixels_of
 from tests.memory_store import MemoryJobs, MemoryStore, local_transformer
@@ -107,7 +107,7 @@ def test_a_job_stores_every_result_writes_progress_in_bulk_and_a_redelivery_stor
 
 
 def test_a_job_naming_an_unknown_image_is_refused_before_any_work(memory):
-    from deployments.job_messages import InvalidJob
+    from deployments.batch.messages import InvalidJob
 
     with pytest.raises(InvalidJob, match="unknown image"):
         run_job(memory, MemoryJobs(), {"items": [{"image_id": "a" * 64}], "operations": ["png"]})
@@ -116,8 +116,8 @@ def test_a_job_naming_an_unknown_image_is_refused_before_any_work(memory):
 
 def test_renders_after_the_first_read_the_original_from_memory_until_it_is_forgotten(memory):
     """An ingress keeps originals it took or read: a page's several sizes of one image read GridFS once."""
-    from deployments.memory_cache import MemoryCache
-    from deployments.variants import seed_request
+    from deployments.render.memory_cache import MemoryCache
+    from deployments.render.variants import seed_request
 
     originals = MemoryCache(1 << 20, 60, 1 << 20)
     service = RenderService(SETTINGS, memory, "test", originals=originals)
@@ -139,9 +139,9 @@ def test_a_job_keeps_as_many_calls_in_flight_as_the_running_replicas_take(memory
     transform replicas times what each takes at once, counted again as the job goes on."""
     import threading
 
-    import deployments.bridge
+    import deployments.batch.bridge
 
-    monkeypatch.setattr(deployments.bridge, "WINDOW_CHECK_S", 0.0)
+    monkeypatch.setattr(deployments.batch.bridge, "WINDOW_CHECK_S", 0.0)
     service = RenderService(SETTINGS, memory, "test")
     ids = [original(memory, 40 + i, (64, 48)) for i in range(96)]
     running, peaks, lock = 0, [], threading.Lock()

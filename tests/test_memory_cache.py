@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from deployments.memory_cache import MemoryCache
+from deployments.render.memory_cache import MemoryCache
 
 A, B = "a" * 64, "b" * 64
 

@@ -1,4 +1,4 @@
-"""The cached path's fast lane (deployments.memory_hits): plain GETs of a seed variant in memory are
+"""The cached path's fast lane (deployments.http.image_lane): plain GETs of a seed variant in memory are
 answered before FastAPI; every other request reaches the app unchanged."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from deployments.memory_cache import MemoryCache
-from deployments.memory_hits import MemoryHits
+from deployments.http.image_lane import MemoryHits
+from deployments.render.memory_cache import MemoryCache
 
 IMAGE_ID = "ab" * 32
 SPELLING = "q=80"

@@ -10,9 +10,9 @@ from collections import Counter
 import pika
 from pymongo import monitoring
 
-from deployments.bridge import JobRunner
+from deployments.batch.bridge import JobRunner
 from deployments.config import Settings
-from deployments.render_service import RenderService
+from deployments.render.service import RenderService
 from storage import ImageStore, content_id
 from storage.jobs import JobStore
 from tests.images import encoded, photo

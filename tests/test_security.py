@@ -9,7 +9,7 @@ import pytest
 from ray import serve
 
 from deployments.app import build_app
-from deployments.security import sign
+from deployments.http.security import sign
 from tests.images import encoded, photo
 from tests.waiting import wait_until_served
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.http_cache import cache_headers
-from deployments.memory_cache import Entry, MemoryCache
+from deployments.http.cache_headers import cache_headers
 from deployments.metrics import metrics
+from deployments.render.memory_cache import Entry, MemoryCache
 from storage.keys import is_image_id, variant_key
 from transforms import OPERATIONS
 

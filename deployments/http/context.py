@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from deployments.config import Settings
+from deployments.presets import PresetBook
 from storage import ImageStore
 from storage.jobs import JobStore
-
-if TYPE_CHECKING:
-    from deployments.presets_api import PresetBook
 
 
 @dataclass(frozen=True)

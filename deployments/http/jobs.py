@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from deployments import amqp
-from deployments import api_docs as docs
-from deployments.context import Context, context
+from deployments.batch import amqp
+from deployments.batch.messages import JobMessage, check_operation
 from deployments.errors import RETRY_AFTER, ApiError
-from deployments.job_messages import JobMessage, check_operation
-from deployments.security import check_api_key
+from deployments.http import docs
+from deployments.http.context import Context, context
+from deployments.http.security import check_api_key
 
 router = APIRouter()
 Ctx = Annotated[Context, Depends(context)]

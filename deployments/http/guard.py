@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.errors import RETRY_AFTER
-from deployments.security import api_key_valid, unauthorized
+from deployments.http.security import api_key_valid, unauthorized
 
 UPLOAD_PATH = "/upload_file"
 

@@ -14,8 +14,8 @@ from typing import Any
 import pika
 from tqdm import tqdm
 
-from deployments import amqp
-from deployments.job_messages import derived_job_id, parse_operations
+from deployments.batch import amqp
+from deployments.batch.messages import derived_job_id, parse_operations
 from storage.keys import is_image_id
 
 

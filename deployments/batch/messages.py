@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from transforms import OPERATIONS, Pipeline, PipelineError, parse
+from deployments.render.variants import pipeline_of
+from transforms import OPERATIONS, PipelineError
 from transforms.pipeline import Preset
 
 MAX_ITEMS = 10_000
@@ -61,16 +61,6 @@ class _AnyPreset(dict[str, Preset]):
 
 
 ANY_PRESET: Mapping[str, Preset] = _AnyPreset()
-
-
-def pipeline_of(operation: str, presets: Mapping[str, Preset] | None = None) -> Pipeline:
-    """A job's pipeline operation (the query of GET /{id}/process, presets allowed) parsed; PipelineError if it
-    is not one."""
-    params = dict(urllib.parse.parse_qsl(operation, keep_blank_values=True))
-    unknown = set(params) - {"ops", "format", "quality", "progressive", "strip", "max_bytes"}
-    if "ops" not in params or unknown:
-        raise PipelineError(f"{operation!r} is neither one of {', '.join(OPERATIONS)} nor ops=...[&format=...]")
-    return parse(params.pop("ops"), params.pop("format", None), params.pop("quality", None), presets, **params)
 
 
 def check_operation(operation: str, presets: Mapping[str, Preset] | None = None) -> None:

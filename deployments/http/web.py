@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from deployments import api_docs as docs
-from deployments.context import Context, context
 from deployments.errors import ApiError
-from deployments.http_cache import not_modified
-from deployments.security import check_api_key, sign
+from deployments.http import docs
+from deployments.http.cache_headers import not_modified
+from deployments.http.context import Context, context
+from deployments.http.security import check_api_key, sign
 from transforms import OPERATIONS, grammar
 
 router = APIRouter()

@@ -4,7 +4,7 @@ it took or read.
 A hit costs no MongoDB round trip (a variant's, no thread hop either). Safe because stored bytes never
 change (an original's id is its content's digest, a variant's pipeline deterministic); only a DELETE
 ends one. This replica drops an image's entries when it deletes it, and the others when they see the
-deletion (deployments.ingress polls the deletion log); an entry lives `ttl_s` at most in any case.
+deletion (deployments.http.ingress polls the deletion log); an entry lives `ttl_s` at most in any case.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A variant is answered from this replica's memory, else from GridFS (no hop to a transform replica
 at all); a miss is rendered by the render service, where its placement rule says
-(deployments.render_service). A new variant is answered first and stored in GridFS just after.
+(deployments.render.service). A new variant is answered first and stored in GridFS just after.
 """
 
 import asyncio
@@ -19,20 +19,22 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments import api_docs as docs
-from deployments import errors, jobs_api, presets_api, web
-from deployments.allocator import keep_freed_memory
+from deployments import errors
 from deployments.config import Settings
-from deployments.context import Context
 from deployments.errors import ApiError
-from deployments.http_cache import cache_headers, not_modified
-from deployments.memory_cache import MemoryCache
-from deployments.memory_hits import MemoryHits
+from deployments.http import docs, web
+from deployments.http import jobs as jobs_api
+from deployments.http import presets as presets_api
+from deployments.http.cache_headers import cache_headers, not_modified
+from deployments.http.context import Context
+from deployments.http.guard import GuardSettings, RequestGuard
+from deployments.http.image_lane import MemoryHits
+from deployments.http.security import check_api_key, check_signature
 from deployments.metrics import RequestMetrics, metrics
-from deployments.render_service import RenderService, node_name
-from deployments.request_guard import GuardSettings, RequestGuard
-from deployments.security import check_api_key, check_signature
-from deployments.variants import Variant, VariantRequest, image_record, pipeline_request, seed_request
+from deployments.render.allocator import keep_freed_memory
+from deployments.render.memory_cache import MemoryCache
+from deployments.render.service import RenderService, node_name
+from deployments.render.variants import Variant, VariantRequest, image_record, pipeline_request, seed_request
 from storage import ImageStore, StoredFile
 from storage.jobs import JobStore
 from storage.keys import is_image_id
@@ -225,7 +227,7 @@ def create_app(settings: Settings, api: Api) -> FastAPI:
                                            docs.UPLOADED), **docs.errors(400, 401, 413, 415, 422, 503)})
     async def upload_file(image: UploadFile | None = File(None, description="The image file.")) -> JSONResponse:
         """Store an image. Its id is the SHA-256 of its bytes: the same bytes always get the same id."""
-        # The API key, content type and size were checked before the body was read (deployments.request_guard).
+        # The API key, content type and size were checked before the body was read (deployments.http.guard).
         if image is None or not hasattr(image, "read"):
             raise ApiError(400, "missing_field", "multipart form field 'image' is required")
         return JSONResponse(await api.ingest(await image.read()), status_code=201)

@@ -1,16 +1,18 @@
-"""Variants: what to render and the key it is stored under (deployments.render_service renders them)."""
+"""Variants: what to render and the key it is stored under (deployments.render.service renders them)."""
 
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from deployments.config import Settings
-from deployments.job_messages import pipeline_of
 from storage import StoredFile
 from storage.keys import variant_key
-from transforms import OPERATIONS, EncodeOptions, Pipeline
+from transforms import OPERATIONS, EncodeOptions, Pipeline, PipelineError, parse
+from transforms.pipeline import Preset
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,13 @@ def image_record(stored: StoredFile) -> dict[str, Any]:
         if hint in meta:
             record[hint] = meta[hint]
     return record
+
+
+def pipeline_of(operation: str, presets: Mapping[str, Preset] | None = None) -> Pipeline:
+    """A job's pipeline operation (the query of GET /{id}/process, presets allowed) parsed; PipelineError if it
+    is not one."""
+    params = dict(urllib.parse.parse_qsl(operation, keep_blank_values=True))
+    unknown = set(params) - {"ops", "format", "quality", "progressive", "strip", "max_bytes"}
+    if "ops" not in params or unknown:
+        raise PipelineError(f"{operation!r} is neither one of {', '.join(OPERATIONS)} nor ops=...[&format=...]")
+    return parse(params.pop("ops"), params.pop("format", None), params.pop("quality", None), presets, **params)

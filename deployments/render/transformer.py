@@ -21,11 +21,11 @@ import ray
 from pymongo.errors import ConnectionFailure
 from ray import serve
 
-from deployments.allocator import keep_freed_memory
 from deployments.config import Settings
 from deployments.errors import domain_error
-from deployments.render_service import RenderService, node_name
-from deployments.variants import Variant, VariantRequest, image_record
+from deployments.render.allocator import keep_freed_memory
+from deployments.render.service import RenderService, node_name
+from deployments.render.variants import Variant, VariantRequest, image_record
 from storage import FileGone, ImageStore, StoredFile, content_id
 from transforms import OPERATIONS, Pipeline, encode, plan, render, validate
 from transforms.placeholder import placeholder

@@ -5,7 +5,7 @@ threads that render, from per-thread arenas), so every decoded image's buffers a
 and zeroed afresh: measured here as a third of a 1 MP render's CPU inside a Ray replica
 (25.7 -> 19.2 ms of ingress CPU per uncached request; 38 -> 52 req/s). Keeping freed memory for
 reuse removes that. What is kept counts against memory: up to TRIM_THRESHOLD per malloc arena
-(each render thread has one), on top of what the renders themselves hold (deployments.memory_gate).
+(each render thread has one), on top of what the renders themselves hold (deployments.render.memory_gate).
 64 MiB keeps a 1 MP render's buffers (about 20 MB) warm and bounds the leftovers of large ones.
 """
 

@@ -25,10 +25,10 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.config import Settings
 from deployments.errors import domain_error
-from deployments.memory_cache import MemoryCache
-from deployments.memory_gate import MemoryGate
 from deployments.metrics import metrics
-from deployments.variants import Variant, VariantRequest, job_request
+from deployments.render.memory_cache import MemoryCache
+from deployments.render.memory_gate import MemoryGate
+from deployments.render.variants import Variant, VariantRequest, job_request
 from storage import FileGone, ImageStore, StoredFile
 from transforms import ImageError, NotFound, Pipeline, Rendered, RenderTimeout, run_many
 

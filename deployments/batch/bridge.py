@@ -39,12 +39,12 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from deployments import amqp
+from deployments.batch import amqp
+from deployments.batch.messages import InvalidJob, derived_job_id, expanded, parse_json_job, parse_operations
 from deployments.config import Settings
-from deployments.job_messages import InvalidJob, derived_job_id, expanded, parse_json_job, parse_operations
 from deployments.metrics import metrics
-from deployments.presets_api import all_presets
-from deployments.variants import job_result_path
+from deployments.presets import all_presets
+from deployments.render.variants import job_result_path
 from storage import ImageStore
 from storage.jobs import JobStore
 from storage.presets import PresetStore
