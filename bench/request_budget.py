@@ -49,7 +49,7 @@ CLIENT = "client (this process)"
 
 def pixel_ms(originals: list[bytes], route: str) -> float:
     """Median CPU ms of the route's render in this process: decode, operation, encode, nothing else."""
-    from deployments.allocator import keep_freed_memory
+    from deployments.render.allocator import keep_freed_memory
 
     from deployments.config import Settings
     from transforms import OPERATIONS, parse, run

@@ -102,6 +102,10 @@ class Settings:
                                                         "replica took as uploads or read to render, so the renders "
                                                         "after an upload (a page's sizes) read no GridFS; 0: off.",
                                             NOT_NEGATIVE)
+    variant_store_min_uses: int = _setting(2, "Requests for a variant in one ingress replica before it is stored in "
+                                              "GridFS (nginx's proxy_cache_min_uses): one-off variants cost no "
+                                              "write. 1: store every variant at its first request. Batch results "
+                                              "are always stored.", POSITIVE)
     max_upload_bytes: int = _setting(50_000_000, "Largest accepted upload body (413 beyond).", POSITIVE)
     max_pixels: int = _setting(50_000_000, "Largest accepted image, width x height of a frame (422 beyond).", POSITIVE)
     max_output_pixels: int = _setting(50_000_000, "Largest image a pipeline may make, intermediates included: "

@@ -3,6 +3,7 @@ error's code to its HTTP status."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from pymongo.errors import ConnectionFailure
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from storage import FileGone
 from transforms import ImageError, NotFound, Overloaded, Unavailable
@@ -60,8 +62,35 @@ def as_api_error(exc: ImageError) -> ApiError:
     return ApiError(status, exc.code, exc.message, DATABASE_RETRY_AFTER if exc.code == "unavailable" else RETRY_AFTER)
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The one JSON error shape."""
+    return {"error": {"code": code, "message": message}}
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def as_refusal(exc: Exception) -> ApiError:
+    """Any exception as the HTTP refusal it stands for; a fault of ours (logged) is a 500."""
+    if isinstance(exc, ApiError):
+        return exc
+    domain = domain_error(exc)
+    if domain is not None:
+        return as_api_error(domain)
+    log.exception("unexpected error", exc_info=exc)
+    return ApiError(500, "internal_error", f"unexpected {type(exc).__name__}")
+
+
+async def send_error(send: Send, error: ApiError, headers: dict[str, str] | None = None) -> None:
+    """The JSON error as raw ASGI messages, for the middleware and the image lane (before FastAPI)."""
+    body = json.dumps(error_body(error.code, error.message), ensure_ascii=False, separators=(",", ":")).encode()
+    extra = [(name.lower().encode(), value.encode()) for name, value in {**(error.headers or {}), **(headers or {})
+                                                                         }.items()]
+    await send({"type": "http.response.start", "status": error.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra]})
+    await send({"type": "http.response.body", "body": body})
 
 
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
@@ -92,6 +121,5 @@ def install(app: FastAPI) -> None:
                               str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return error_response(500, "internal_error", f"unexpected {type(exc).__name__}")
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return await _api(request, as_refusal(exc))

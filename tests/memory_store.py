@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,6 +38,16 @@ class MemoryStore:
         if stored.key not in self.data:
             raise FileGone(stored.key)
         return self.data[stored.key]
+
+    def read_small(self, stored: StoredFile, inline_max: int) -> bytes | None:
+        return self.read(stored) if stored.length <= inline_max else None
+
+    def iter_chunks(self, stored: StoredFile) -> Iterator[bytes]:
+        data = self.read(stored)
+        yield from (data[start:start + 1000] for start in range(0, len(data), 1000))
+
+    def deleted_since(self, since: Any) -> list[str]:
+        return []
 
     def read_many(self, files: list[StoredFile]) -> dict[str, bytes]:
         self.calls["read_many"] += 1

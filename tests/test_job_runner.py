@@ -117,20 +117,20 @@ def test_a_job_naming_an_unknown_image_is_refused_before_any_work(memory):
 def test_renders_after_the_first_read_the_original_from_memory_until_it_is_forgotten(memory):
     """An ingress keeps originals it took or read: a page's several sizes of one image read GridFS once."""
     from deployments.render.memory_cache import MemoryCache
-    from deployments.render.variants import seed_request
+    from deployments.render.variants import named_request
 
     originals = MemoryCache(1 << 20, 60, 1 << 20)
     service = RenderService(SETTINGS, memory, "test", originals=originals)
     image_id = original(memory, 5)
     stored = memory.find(image_id)
     memory.calls.clear()
-    drawn = {op: service.draw(seed_request(SETTINGS, image_id, op), stored)[1] for op in SEED}
+    drawn = {op: service.draw(named_request(SETTINGS, image_id, op), stored)[1] for op in SEED}
     assert memory.calls["read"] == 1
     for op, data in drawn.items():  # the same bytes as from GridFS
-        assert data == run(memory.data[image_id], seed_request(SETTINGS, image_id, op).pipeline,
+        assert data == run(memory.data[image_id], named_request(SETTINGS, image_id, op).pipeline,
                            limits=SETTINGS.limits, options=SETTINGS.encode_options).data
     originals.drop_image(image_id)  # deleted (here, or seen in the deletion log)
-    service.draw(seed_request(SETTINGS, image_id, "mirror"), stored)
+    service.draw(named_request(SETTINGS, image_id, "mirror"), stored)
     assert memory.calls["read"] == 2
 
 

@@ -1,4 +1,4 @@
-"""HTTP caching for image responses: strong content-derived ETags, immutable variants."""
+"""HTTP caching for image responses: strong ETags, immutable variants."""
 
 from starlette.requests import Request
 
@@ -7,11 +7,15 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
 def cache_headers(etag: str, hit: bool) -> dict[str, str]:
-    """X-Cache says whether the variant was already stored (HIT) or rendered for this request (MISS)."""
+    """X-Cache says whether the variant was already there (HIT: stored, or in memory) or rendered for this
+    request (MISS)."""
     return {"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL, "X-Cache": "HIT" if hit else "MISS"}
 
 
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match matches the quoted etag (weak comparison, as RFC 9110 asks for this header)."""
+    return if_none_match.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+
+
 def not_modified(request: Request, etag: str) -> bool:
-    """If-None-Match matches (weak comparison, as RFC 9110 asks for this header)."""
-    wanted = request.headers.get("if-none-match", "")
-    return wanted.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in wanted.split(","))
+    return etag_matches(request.headers.get("if-none-match", ""), etag)

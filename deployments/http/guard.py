@@ -11,13 +11,12 @@ the size limit, never buffered whole.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.errors import RETRY_AFTER
+from deployments.errors import RETRY_AFTER, ApiError, send_error
 from deployments.http.security import api_key_valid, unauthorized
 
 UPLOAD_PATH = "/upload_file"
@@ -116,9 +115,4 @@ def _text(value: bytes | None) -> str | None:
 
 
 async def _error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, ApiError(status, code, message, headers))

@@ -1,54 +1,102 @@
-"""The cached path's fast lane: a seed variant in this ingress replica's memory is answered before
-FastAPI routes the request (no route matching, parameter parsing, guard or handler).
+"""The image lane: GET and HEAD of an image URL (deployments.http.variant_requests) answered before FastAPI,
+in raw ASGI: no route matching over every route, no parameter models, no middleware stack, no Response
+objects. Every other request, and an image URL the lane does not know (a bad id, an unknown operation),
+goes on to the FastAPI app unchanged, whose routes document these same URLs and answer them the same way.
 
-bench/cached_side_by_side.py measured the full FastAPI path for a memory hit at about half the rate of
-a constant FastAPI answer on the same Serve instance (its --floor row): the framework, not the cache,
-was the cost. Only the plainest request takes this lane: GET /{image_id}/{jpeg|png|grayscale|mirror}
-with no query and no If-None-Match, on a deployment without signed URLs or CORS (both need the full
-path). Everything else, a miss included, goes on to the app unchanged. The request is still counted by
-RequestMetrics (outside this), under its route's name.
+bench/request_budget.py measured FastAPI's path at about a millisecond of an uncached request's CPU beside
+the render; bench/cached_side_by_side.py, about half of a memory hit's.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from urllib.parse import parse_qsl
+
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.http.cache_headers import cache_headers
-from deployments.metrics import metrics
-from deployments.render.memory_cache import Entry, MemoryCache
-from storage.keys import is_image_id, variant_key
+from deployments.errors import as_refusal, send_error
+from deployments.http import variant_requests as requests
+from deployments.http.answers import Reply
+from deployments.http.context import Context
+from deployments.http.security import verify_signature
+from deployments.render.variants import VariantRequest
+from storage.keys import is_image_id
 from transforms import OPERATIONS
 
-SEED_ROUTE = "/{image_id}/{operation}"
+ROUTES = ("/{image_id}/{operation}", "/{image_id}/process", "/{image_id}/auto", "/{image_id}/preset/{name}")
 
 
-class MemoryHits:
-    def __init__(self, app: ASGIApp, memory: MemoryCache, spelling: str, routes: list[BaseRoute]) -> None:
-        """spelling: the configured encode options as a seed variant's key holds them."""
+class ImageLane:
+    def __init__(self, app: ASGIApp, ctx: Context, routes: list[BaseRoute]) -> None:
+        """app: the FastAPI app, for everything else; routes: its routes (the metrics' route labels)."""
         self.app = app
-        self.memory = memory
-        self.spelling = spelling
-        self.route = next(r for r in routes if getattr(r, "path", None) == SEED_ROUTE
-                          and "GET" in getattr(r, "methods", ()))
+        self.ctx = ctx
+        self.routes = routes  # Serve reads an ASGI app's routes for its own metrics
+        self.labels = {path: next(r for r in _flat(routes) if getattr(r, "path", None) == path
+                                  and "GET" in getattr(r, "methods", ())) for path in ROUTES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        entry = self._hit(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
-        if entry is None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        scope["route"] = self.route  # the metric's label, as if FastAPI had routed it
-        metrics().cache.inc(tags={"result": "hit"})
-        headers = {"Content-Type": entry.media_type, "Content-Length": str(len(entry.data)),
-                   **cache_headers(entry.etag, hit=True)}
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()]})
-        await send({"type": "http.response.body", "body": entry.data})
+        path = _route_path(scope)
+        parts = path.split("/")
+        known = (len(parts) == 3 and parts[2] in (*OPERATIONS, "process", "auto")) \
+            or (len(parts) == 4 and parts[2] == "preset" and parts[3])
+        if not known or not is_image_id(parts[1]):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        route = ROUTES[0] if parts[2] in OPERATIONS else ROUTES[3] if len(parts) == 4 else f"/{{image_id}}/{parts[2]}"
+        scope["route"] = self.labels[route]  # the metric's label, as if FastAPI had routed it
+        try:
+            if self.ctx.settings.signing_key_list:
+                verify_signature(scope["path"], params, self.ctx.settings.signing_key_list)
+            wanted = await self._wanted(parts, params, headers)
+            reply = await self.ctx.answers.answer(wanted, headers.get(b"if-none-match", b"").decode("latin-1"),
+                                                  scope["method"] == "HEAD")
+            if route == ROUTES[2]:
+                reply.headers["Vary"] = "Accept"
+        except Exception as exc:
+            await send_error(send, as_refusal(exc))
+            return
+        await self._send(send, reply)
 
-    def _hit(self, scope: Scope) -> Entry | None:
-        if scope["query_string"] or any(name == b"if-none-match" for name, _ in scope["headers"]):
-            return None
-        parts = scope["path"].split("/")
-        if len(parts) != 3 or parts[2] not in OPERATIONS or not is_image_id(parts[1]):
-            return None
-        return self.memory.get(variant_key(parts[1], parts[2], self.spelling))
+    async def _wanted(self, parts: list[str], params: dict[str, str], headers: dict[bytes, bytes]) -> VariantRequest:
+        image_id, what = parts[1], parts[2]
+        if what in OPERATIONS:
+            return requests.named(self.ctx, image_id, what, params.get("compression"))
+        if what == "process":
+            return await requests.processed(self.ctx, image_id, params.get("ops", ""), params.get("format"),
+                                            params.get("quality"),
+                                            {name: params.get(name) for name in requests.OUTPUT_PARAMS})
+        if what == "auto":
+            return requests.auto(self.ctx, image_id, headers.get(b"accept", b"").decode("latin-1"))
+        return await requests.preset(self.ctx, image_id, parts[3])
+
+    async def _send(self, send: Send, reply: Reply) -> None:
+        await send({"type": "http.response.start", "status": reply.status,
+                    "headers": [(name.lower().encode(), value.encode()) for name, value in reply.headers.items()]})
+        if reply.stream is None:
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        chunks: Iterator[bytes] = self.ctx.store.iter_chunks(reply.stream)
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _flat(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, those of included routers too (FastAPI keeps them nested)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        yield from _flat(nested.routes) if nested is not None else (route,)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the app's mount point (Serve mounts it at its route prefix)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path

@@ -42,9 +42,14 @@ def sign(key: str, path: str, params: dict[str, str] | None = None, ttl_s: int =
 
 def check_signature(request: Request, keys: tuple[str, ...]) -> None:
     """Raise 403 unless the request carries an unexpired signature by one of keys."""
+    if keys:
+        verify_signature(request.url.path, dict(request.query_params), keys)
+
+
+def verify_signature(path: str, params: dict[str, str], keys: tuple[str, ...]) -> None:
+    """Raise 403 unless params carry an unexpired signature of path and params by one of keys."""
     if not keys:
         return
-    params = dict(request.query_params)
     sig, exp = params.get("sig", ""), params.get("exp", "")
     if not sig or not exp:
         raise ApiError(403, "signature_required", "this URL must be signed (exp and sig parameters)")
@@ -52,7 +57,6 @@ def check_signature(request: Request, keys: tuple[str, ...]) -> None:
         raise ApiError(403, "bad_signature", "exp must be unix seconds and sig 64 lowercase hex digits")
     if int(exp) < time.time():
         raise ApiError(403, "signature_expired", "the signed URL has expired")
-    path = request.url.path
     if not any(hmac.compare_digest(signature(key, path, params, int(exp)), sig) for key in keys):
         raise ApiError(403, "bad_signature", "the URL's signature does not match")
 

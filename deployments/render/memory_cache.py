@@ -4,7 +4,7 @@ it took or read.
 A hit costs no MongoDB round trip (a variant's, no thread hop either). Safe because stored bytes never
 change (an original's id is its content's digest, a variant's pipeline deterministic); only a DELETE
 ends one. This replica drops an image's entries when it deletes it, and the others when they see the
-deletion (deployments.http.ingress polls the deletion log); an entry lives `ttl_s` at most in any case.
+deletion (deployments.http.answers polls the deletion log); an entry lives `ttl_s` at most in any case.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from storage import StoredFile
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -21,6 +23,7 @@ class Entry:
     media_type: str
     etag: str
     expires: float
+    unstored: StoredFile | None = None  # a variant not stored yet: the file a later use may store it as
 
 
 class MemoryCache:
@@ -43,13 +46,13 @@ class MemoryCache:
             self.entries.move_to_end(key)
             return entry
 
-    def put(self, key: str, data: bytes, media_type: str, etag: str) -> None:
+    def put(self, key: str, data: bytes, media_type: str, etag: str, unstored: StoredFile | None = None) -> None:
         if len(data) > self.max_item_bytes:
             return
         with self.lock:
             if key in self.entries:
                 self._remove(key)
-            self.entries[key] = Entry(data, media_type, etag, time.monotonic() + self.ttl_s)
+            self.entries[key] = Entry(data, media_type, etag, time.monotonic() + self.ttl_s, unstored)
             self.size += len(data)
             while self.size > self.max_bytes:
                 self._remove(next(iter(self.entries)))

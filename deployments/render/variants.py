@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 from deployments.config import Settings
@@ -17,12 +20,30 @@ from transforms.pipeline import Preset
 
 @dataclass(frozen=True)
 class Variant:
-    """A rendered variant, as it travels back to the ingress: it may not be stored yet (it is answered
-    first and stored just after)."""
+    """A rendered variant, as it travels back to the ingress: answered before it is stored, if it is."""
 
-    stored: StoredFile
+    stored: StoredFile  # the file it is, or will be, stored as
     data: bytes
     rendered_by: str  # the process and node that rendered it ("ingress@<node>"): sent as X-Rendered-By
+    kept: bool = True  # stored or being stored; False: not (yet) asked for often enough (render.storing)
+
+
+@functools.cache
+def _renderer_version() -> str:
+    """What a variant's bytes depend on beside its key: this code and the codecs' versions."""
+    import imagecodecs
+    import PIL
+    import simplejpeg
+
+    return f"prog-image {version('prog-image')}; Pillow {PIL.__version__}; imagecodecs {imagecodecs.__version__}; " \
+           f"simplejpeg {simplejpeg.__version__}"
+
+
+def variant_etag(key: str) -> str:
+    """A variant's ETag, the same in every process that renders it: its key (which holds everything that
+    changes the output) and the renderer's version, digested. Renders are deterministic, so two replicas
+    rendering the same variant at once answer one ETag, stored or not."""
+    return hashlib.blake2b(f"{key}\n{_renderer_version()}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,7 @@ class VariantRequest:
     image_id: str
     key: str
     pipeline: Pipeline
-    operation: str  # a seed operation's name, "process" or "auto": the metrics label
+    operation: str  # a named operation, "process" or "auto": the metrics label
     options: EncodeOptions
     deadline: float = float("inf")  # time.time() by which it is answered, or stopped and not stored
 
@@ -41,9 +62,10 @@ class VariantRequest:
         return dataclasses.replace(self, deadline=deadline)
 
 
-def seed_request(settings: Settings, image_id: str, operation: str,
+def named_request(settings: Settings, image_id: str, operation: str,
                  png_compression: str | None = None) -> VariantRequest:
-    """One of the seed's named operations, with the configured encode options (PNG compression overridable)."""
+    """A named operation (transforms.operations), with the configured encode options (PNG compression
+    overridable)."""
     options = settings.encode_options
     if png_compression:
         options = dataclasses.replace(options, png_compression=png_compression)
@@ -61,10 +83,10 @@ def pipeline_request(settings: Settings, image_id: str, pipeline: Pipeline, oper
 
 
 def job_request(settings: Settings, image_id: str, operation: str) -> VariantRequest:
-    """A batch job's operation: a seed operation's name, or a pipeline as the query of GET /{id}/process
+    """A batch job's operation: a named operation, or a pipeline as the query of GET /{id}/process
     (the same variant, under the same key, as that URL's)."""
     if operation in OPERATIONS:
-        return seed_request(settings, image_id, operation)
+        return named_request(settings, image_id, operation)
     return pipeline_request(settings, image_id, pipeline_of(operation))
 
 
