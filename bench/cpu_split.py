@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
-_KINDS = (("mongod", "mongod"), ("Transformer", "transform replicas"), ("Bridge", "bridge"),
+_KINDS = (("thumbor", "thumbor"), ("mongod", "mongod"), ("Transformer", "transform replicas"), ("Bridge", "bridge"),
           ("Api", "ingress replicas"), ("ServeReplica", "other replicas"), ("ServeController", "serve controller"),
           ("ProxyActor", "serve proxy"), ("raylet", "raylet"), ("gcs_server", "gcs"), ("beam.smp", "rabbitmq"),
           ("haproxy", "haproxy"), ("HAProxyManager", "haproxy manager"),

@@ -49,9 +49,8 @@ CLIENT = "client (this process)"
 
 def pixel_ms(originals: list[bytes], route: str) -> float:
     """Median CPU ms of the route's render in this process: decode, operation, encode, nothing else."""
-    from deployments.render.allocator import keep_freed_memory
-
     from deployments.config import Settings
+    from deployments.render.allocator import keep_freed_memory
     from transforms import OPERATIONS, parse, run
 
     keep_freed_memory()
@@ -94,6 +93,7 @@ def main() -> None:
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--floor", action="store_true", help="add the render floor (bare Serve app) rows")
     parser.add_argument("--py-spy", action="store_true", help="profile the ingress replicas (needs py-spy)")
+    parser.add_argument("--gil", action="store_true", help="with --py-spy: only threads holding the GIL (Python)")
     parser.add_argument("--label", default="", help="a note for the figures' heading (e.g. before/after)")
     args = parser.parse_args()
     routes = args.routes.split(",")
@@ -115,10 +115,10 @@ def main() -> None:
         rows: list[tuple[str, float, float, Counter[str] | dict[str, float]]] = []
         spy = None
         if args.py_spy:
-            py_spy = str(Path(sys.executable).with_name("py-spy"))
-            spy = [subprocess.Popen([py_spy, "record", "-p", str(pid), "-f", "raw", "-o", str(root / f"{pid}.txt"),
-                                     "-r", "200", "--nonblocking"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL) for pid in ingress_pids()]
+            py_spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-f", "raw", "-r", "200",
+                      "--nonblocking", *(["--gil"] if args.gil else [])]
+            spy = [subprocess.Popen([*py_spy, "-p", str(pid), "-o", str(root / f"{pid}.txt")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in ingress_pids()]
             time.sleep(1)
         for route in routes:
             path, _ = ROUTES[route]

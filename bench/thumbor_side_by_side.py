@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ctypes.util import find_library
@@ -47,7 +48,10 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from PIL import Image
 
+from bench.cpu_split import snapshot
 from tests.images import encoded, photo
+
+CLIENT = "client (this process)"
 
 THUMBOR_VENV = Path(tempfile.gettempdir()) / "thumbor-venv"
 FIGURES = Path(__file__).parent / "figures" / "thumbor_side_by_side.txt"
@@ -97,8 +101,8 @@ def machine() -> str:
 def peer_rows(name: str, results: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
     """A peer table's head, and per row (results[row][service]: rates, sizes, errors) and service other than
     thumbor, the median rates, their ratio to thumbor's, and the mean output sizes and pixel errors."""
-    lines = [f"{name:<22} {'service/s':>10} {'thumbor/s':>10} {'ratio':>6}   {'bytes (ours/theirs)':>21}   "
-             f"{'pixel error (ours/theirs)':>25}"]
+    lines = [f"{name:<22} {'service/s':>10} {'thumbor/s':>10} {'ratio':>6}   {'CPU ms/req (ours/theirs)':>24} "
+             f"{'ratio':>6}   {'bytes (ours/theirs)':>21}   {'pixel error (ours/theirs)':>25}"]
     for row, by in results.items():
         theirs = by["thumbor"]
         for service, ours in by.items():
@@ -106,10 +110,27 @@ def peer_rows(name: str, results: dict[str, dict[str, dict[str, list[float]]]]) 
                 continue
             rate, peer = statistics.median(ours["rates"]), statistics.median(theirs["rates"])
             label = row if service == "prog-image" else f"{row} ({service})"
-            lines.append(f"{label:<22} {rate:>10.1f} {peer:>10.1f} {rate / peer:>5.2f}x   "
+            cpu = cpu_columns(ours.get("cpu"), theirs.get("cpu"))
+            lines.append(f"{label:<22} {rate:>10.1f} {peer:>10.1f} {rate / peer:>5.2f}x   {cpu}   "
                          f"{statistics.mean(ours['sizes']):>9.0f} / {statistics.mean(theirs['sizes']):<9.0f}   "
                          f"{statistics.mean(ours['errors']):>11.2f} / {statistics.mean(theirs['errors']):<11.2f}")
     return lines
+
+
+def cpu_per_request(before: Counter[str], after: Counter[str], requests: int, thumbor: bool) -> float:
+    """CPU ms per request of a service's processes: thumbor's own, or every other one but the client's (Ray,
+    Serve, HAProxy and MongoDB included: the whole machine's cost of an answer)."""
+    spent = {kind: after[kind] - before.get(kind, 0) for kind in after}
+    mine = spent.get("thumbor", 0) if thumbor else sum(v for k, v in spent.items() if k not in ("thumbor", CLIENT))
+    return mine * 1000 / requests
+
+
+def cpu_columns(ours: list[float] | None, theirs: list[float] | None) -> str:
+    """Median CPU ms per request, ours / thumbor's, and thumbor's over ours (higher: we cost less)."""
+    if not ours or not theirs:
+        return f"{'':>24} {'':>6}"
+    mine, peer = statistics.median(ours), statistics.median(theirs)
+    return f"{mine:>11.1f} / {peer:<10.1f} {peer / mine:>5.2f}x"
 
 
 def reference(original: bytes, route: str) -> Image.Image:
@@ -263,11 +284,13 @@ def main() -> None:
             if floor:
                 get(args.port, f"{floor}/{route}/{images[route][-2][1]}")
         load_before = os.getloadavg()[0]
-        results = {route: {s: {"rates": [], "sizes": [], "errors": []} for s in services} for route in routes}
+        results = {route: {s: {"rates": [], "sizes": [], "errors": [], "cpu": []} for s in services}
+                   for route in routes}
         for round_index in range(args.rounds):
             for route in routes:
                 batch = images[route][round_index * args.requests:(round_index + 1) * args.requests]
                 for service in services[round_index % len(services):] + services[:round_index % len(services)]:
+                    before = snapshot()
                     if service == "prog-image":
                         rate, bodies = timed(args.port, [f"/{image_id}/{route}" for image_id, _, _ in batch],
                                              args.concurrency)
@@ -278,6 +301,7 @@ def main() -> None:
                         rate, bodies = timed(thumbor_port, [THUMBOR_PATHS[route].format(name=name)
                                                             for _, name, _ in batch], args.concurrency)
                     row = results[route][service]
+                    row["cpu"].append(cpu_per_request(before, snapshot(), len(batch), service == "thumbor"))
                     row["rates"].append(rate)
                     row["sizes"] += [len(body) for body in bodies]
                     row["errors"] += [pixel_error(reference(data, route), body)  # a few per round: they cost

@@ -168,6 +168,24 @@ class ImageStore:
         """The files among keys that exist, by key: one round trip for several lookups."""
         return {doc["filename"]: _stored(doc) for doc in self.files.find({"filename": {"$in": keys}})}
 
+    def find_with_data(self, keys: list[str], without_data: tuple[str, ...] = (), inline_max: int = _CHUNK_BYTES
+                       ) -> dict[str, tuple[StoredFile, bytes | None]]:
+        """The files among keys that exist, by key, each with its content when it is at most inline_max bytes
+        (else None, as for the keys in without_data): lookups and reads in one round trip."""
+        chunks = -(-inline_max // _CHUNK_BYTES)
+        found = {}
+        for doc in self.files.aggregate([
+                {"$match": {"filename": {"$in": keys}}},
+                # The join on files_id uses the chunks' index; the $expr only filters what it joined.
+                {"$lookup": {"from": "fs.chunks", "localField": "_id", "foreignField": "files_id", "as": "chunks",
+                             "let": {"wanted": {"$and": [{"$lte": ["$length", inline_max]},
+                                                         {"$not": [{"$in": ["$filename", list(without_data)]}]}]}},
+                             "pipeline": [{"$match": {"n": {"$lt": chunks}, "$expr": "$$wanted"}},
+                                          {"$project": {"_id": 0, "n": 1, "data": 1}}]}}]):
+            data = b"".join(chunk["data"] for chunk in sorted(doc.pop("chunks"), key=lambda chunk: chunk["n"]))
+            found[doc["filename"]] = _stored(doc), data if len(data) == doc["length"] and data else None
+        return found
+
     def read_small(self, stored: StoredFile, inline_max: int) -> bytes | None:
         """The file's content when it is at most inline_max bytes (else None: stream it)."""
         return self.read(stored) if stored.length <= inline_max else None

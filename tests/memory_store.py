@@ -39,6 +39,14 @@ class MemoryStore:
             raise FileGone(stored.key)
         return self.data[stored.key]
 
+    def find_with_data(self, keys: list[str], without_data: tuple[str, ...] = (), inline_max: int = 1 << 20
+                       ) -> dict[str, tuple[StoredFile, bytes | None]]:
+        self.calls["find_with_data"] += 1
+        def data(key: str) -> bytes | None:
+            return None if key in without_data or self.files[key].length > inline_max else self.data[key]
+
+        return {key: (self.files[key], data(key)) for key in keys if key in self.files}
+
     def read_small(self, stored: StoredFile, inline_max: int) -> bytes | None:
         return self.read(stored) if stored.length <= inline_max else None
 

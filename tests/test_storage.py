@@ -61,3 +61,18 @@ def test_a_described_file_is_what_write_stores(store: ImageStore):
     assert store.find("storage-test-described") == described  # same id, date (ms), hash and metadata
     assert store.find_many(["storage-test-described", "storage-test-none"]) == {"storage-test-described": described}
     assert store.read_small(described, 4999) is None and store.read_small(described, 5000) == data
+
+
+def test_find_with_data_reads_small_files_in_the_lookup(store: ImageStore):
+    """The lookup and the reads of a render in one round trip: small files come with their bytes, large ones
+    (several chunks beyond the limit) and those asked without data come without."""
+    small, large = os.urandom(3000), os.urandom(2 * 1024 * 1024 + 7)  # one chunk, and three
+    for key, data in (("storage-test-small", small), ("storage-test-large", large), ("storage-test-held", small)):
+        store.write(store.describe(key, data, content_type="image/png"), data, cache=True)
+    found = store.find_with_data(["storage-test-small", "storage-test-large", "storage-test-held", "storage-test-no"],
+                                 without_data=("storage-test-held",), inline_max=4 * 1024 * 1024)
+    assert set(found) == {"storage-test-small", "storage-test-large", "storage-test-held"}
+    assert found["storage-test-small"] == (store.find("storage-test-small"), small)
+    assert found["storage-test-large"][1] == large  # three chunks, in order
+    assert found["storage-test-held"][1] is None
+    assert store.find_with_data(["storage-test-large"], inline_max=1024 * 1024)["storage-test-large"][1] is None

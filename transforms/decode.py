@@ -155,14 +155,23 @@ def _header_orientation(img: Image.Image) -> int:
         return 1
 
 
+Header = tuple[Image.Image, str, int]  # an opened image (not decoded), its format and its frames
+
+
 def probe(data: bytes, limits: Limits) -> ImageInfo:
     """Identify format, oriented size and the decoded array's channels from the header alone."""
-    img, fmt, frames = _open(data, limits)
+    return probe_header(data, limits)[0]
+
+
+def probe_header(data: bytes, limits: Limits) -> tuple[ImageInfo, Header]:
+    """probe(), and the opened header, for one decode to start from (decode(header=)): parsed once."""
+    header = _open(data, limits)
+    img, fmt, frames = header
     width, height = img.size
     if _header_orientation(img) in (5, 6, 7, 8):
         width, height = height, width
     channels = 4 if img.mode == "P" and "transparency" in img.info else _CHANNELS.get(img.mode, 3)
-    return ImageInfo(fmt, width, height, channels, img.mode.startswith(_DEEP), frames)
+    return ImageInfo(fmt, width, height, channels, img.mode.startswith(_DEEP), frames), header
 
 
 def plain_jpeg(data: bytes, limits: Limits) -> bool:
@@ -179,15 +188,17 @@ def _plain(img: Image.Image) -> bool:
             and _header_orientation(img) == 1)
 
 
-def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None, luma: bool = False) -> Decoded:
+def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None, luma: bool = False,
+           header: Header | None = None) -> Decoded:
     """Fully decode the first frame. Truncated or corrupt streams raise CorruptImage.
 
     shrink_to (width, height, after orientation): the caller will only shrink to this size, so a
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), never below it.
     luma: the caller wants grayscale next, so a plain JPEG may return its own Y plane (H, W): no chroma
     upsampling, no colour conversion (the luma of the stored YCbCr; see transforms.grayscale).
+    header: this data's, from probe_header, when not used by another decode (decoding consumes it).
     """
-    img, fmt, frames = _open(data, limits)
+    img, fmt, frames = header or _open(data, limits)
     full_width = img.size[0]
     try:
         if shrink_to and fmt == "JPEG":

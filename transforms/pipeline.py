@@ -28,7 +28,16 @@ import numpy as np
 
 from transforms.blur import blur
 from transforms.colour import PATTERN as COLOUR_PATTERN
-from transforms.decode import ImageInfo, animation_frames, animation_loop, decode, plain_jpeg, probe
+from transforms.decode import (
+    Header,
+    ImageInfo,
+    animation_frames,
+    animation_loop,
+    decode,
+    plain_jpeg,
+    probe,
+    probe_header,
+)
 from transforms.encode import ANIMATED, WRITABLE, AnimationWriter, EncodeOptions, OutputOptions, encode_output
 from transforms.errors import ImageError, RenderTimeout
 from transforms.formats import MEDIA_TYPES
@@ -416,7 +425,7 @@ def run_many(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], *, l
     JPEG luma, or shrunk on load to one size); pipelines that share leading steps share their result.
     Each result is its Rendered or the ImageError refusing it (a bad crop fails only its own); a header
     the decoder refuses, or the deadline, raises for all."""
-    info = probe(data, limits)  # once: every plan and render shares it
+    info, header = probe_header(data, limits)  # once: every plan shares it, and the first decode
     plans: list[Plan | ImageError] = []
     for pipeline, _ in wanted:
         try:
@@ -442,7 +451,8 @@ def run_many(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], *, l
                 results[members[0]] = _render_alone(data, info, pipeline, limits, options, _Clock(deadline), marks)
                 continue
             for index, rendered in zip(members, _render_group(data, [wanted[i] for i in members], limits, deadline,
-                                                               marks), strict=True):
+                                                               marks, header), strict=True):
+                header = None  # consumed by that decode
                 results[index] = rendered
     return results
 
@@ -478,13 +488,15 @@ def _render_alone(data: bytes, info: ImageInfo, pipeline: Pipeline, limits: Limi
 
 
 def _render_group(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], limits: Limits,
-                  deadline: float | None, marks: Mapping[str, np.ndarray]) -> list[Rendered | ImageError]:
+                  deadline: float | None, marks: Mapping[str, np.ndarray], header: Header | None = None
+                  ) -> list[Rendered | ImageError]:
     """Pipelines that decode alike: one decode, then each pipeline's steps from the longest prefix already
     done, then its encode. Only outputs a later pipeline starts from are kept (the reservation counts them);
     the rest are freed as the next step has its output (the plan counts on it)."""
     clock = _Clock(deadline)
     first = wanted[0][0]
-    decoded = decode(data, limits, shrink_to=_shrink_target(first), luma=first.steps[:1] == (Step("grayscale"),))
+    decoded = decode(data, limits, shrink_to=_shrink_target(first), luma=first.steps[:1] == (Step("grayscale"),),
+                     header=header)
     clock.lap("decode")
     source_format, luma = decoded.info.format, decoded.pixels.ndim == 2
     done: dict[tuple[Step, ...], np.ndarray] = {(): decoded.pixels}

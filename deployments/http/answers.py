@@ -59,20 +59,15 @@ class VariantAnswers:
             metrics().cache.inc(tags={"result": "miss"})
             return self._rendered(wanted, await asyncio.shield(pending), if_none_match, head)
         wanted = wanted.until(self.service.deadline())
-        cached, body, original = await asyncio.to_thread(self._lookup, wanted)
+        cached, body, original, data = await asyncio.to_thread(self.service.lookup, wanted, _INLINE_MAX)
         metrics().cache.inc(tags={"result": "miss" if cached is None else "hit"})
         if cached is None:
-            return self._rendered(wanted, await self.service.render(wanted, original), if_none_match, head)
+            return self._rendered(wanted, await self.service.render(wanted, original, data), if_none_match, head)
         if body is None:  # large: streamed from GridFS, never held whole
             reply = _reply(cached.length, b"", cached.content_type, cached.etag, if_none_match, True, hit=True)
             return reply if head or reply.status == 304 else Reply(200, reply.headers, stream=cached)
         self.memory.put(wanted.key, body, cached.content_type, cached.etag)
         return _reply(len(body), body, cached.content_type, cached.etag, if_none_match, head, hit=True)
-
-    def _lookup(self, wanted: VariantRequest) -> tuple[StoredFile | None, bytes | None, StoredFile]:
-        """One thread hop and one query: the stored variant (with its bytes when small), and the original."""
-        cached, original = self.service.lookup(wanted)
-        return cached, None if cached is None else self.store.read_small(cached, _INLINE_MAX), original
 
     def _rendered(self, wanted: VariantRequest, rendered: Variant, if_none_match: str, head: bool) -> Reply:
         stored = rendered.stored

@@ -25,15 +25,27 @@ class Renderer:
         self.originals = originals
         self.gate = MemoryGate(limits.memory_bytes)
 
-    def draw(self, wanted: VariantRequest, original: StoredFile) -> tuple[StoredFile, bytes]:
+    def draw(self, wanted: VariantRequest, original: StoredFile, data: bytes | None = None
+             ) -> tuple[StoredFile, bytes]:
         """The variant: the file it will be stored as, and its bytes. The plan is checked and its memory
-        reserved before any pixel work; past the request's deadline the render stops."""
+        reserved before any pixel work; past the request's deadline the render stops. data: the original's
+        bytes when the caller has them (else read here)."""
         started = time.perf_counter()
-        out = self.run(self.read(original), [wanted], wanted.deadline)[0]
+        if data is None:
+            data = self.read(original)
+        elif self.originals is not None:  # read with the lookup: kept for the next renders of it
+            self.originals.put(original.key, data, original.content_type, original.etag)
+        out = self.run(data, [wanted], wanted.deadline)[0]
+        del data
         if isinstance(out, ImageError):
             raise out
         metrics().render.observe(time.perf_counter() - started, tags={"operation": wanted.operation})
         return self.describe(wanted, original, out), out.data
+
+    def held(self, image_id: str) -> bytes | None:
+        """The original's bytes if this process holds them."""
+        kept = self.originals.get(image_id) if self.originals is not None else None
+        return None if kept is None else kept.data
 
     def read(self, original: StoredFile) -> bytes:
         kept = self.originals.get(original.key) if self.originals is not None else None

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, NamedTuple
 
 import ray
 from ray.exceptions import RayActorError
@@ -32,6 +32,13 @@ from transforms import NotFound
 
 log = logging.getLogger("ray.serve")
 _GRACE_S = 2.0  # past the deadline, wait this much more for the renderer's own timeout answer
+
+
+class Found(NamedTuple):
+    variant: StoredFile | None
+    variant_data: bytes | None  # None: not stored, or too large to read whole (stream it)
+    original: StoredFile
+    original_data: bytes | None  # None: the renderer reads it
 
 
 def node_name(role: str) -> str:
@@ -56,18 +63,27 @@ class RenderService:
         self.inflight: dict[str, asyncio.Future[Variant]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()  # renders and stores in flight (asyncio keeps weak references)
 
-    def lookup(self, wanted: VariantRequest) -> tuple[StoredFile | None, StoredFile]:
-        """(the stored variant or None, the original), in one round trip; NotFound without the original."""
-        found = self.store.find_many([wanted.key, wanted.image_id])
+    def lookup(self, wanted: VariantRequest, inline_max: int) -> Found:
+        """The stored variant (with its bytes when at most inline_max) and the original (with its bytes unless
+        this process holds them), in one round trip; NotFound without the original. Blocking."""
+        held = self.renderer.held(wanted.image_id)
+        if held is None:
+            found = self.store.find_with_data([wanted.key, wanted.image_id], inline_max=inline_max)
+        else:  # a plain lookup costs mongod less than the join; a stored variant's bytes take a second trip
+            found = {key: (stored, None) for key, stored in self.store.find_many([wanted.key, wanted.image_id]).items()}
         if wanted.image_id not in found:
             raise NotFound(f"no image with id {wanted.image_id}")
-        return found.get(wanted.key), found[wanted.image_id]
+        variant, variant_data = found.get(wanted.key, (None, None))
+        if variant is not None and variant_data is None:
+            variant_data = self.store.read_small(variant, inline_max)
+        original, data = found[wanted.image_id]
+        return Found(variant, variant_data, original, held if held is not None else data)
 
     def pending(self, key: str) -> asyncio.Future[Variant] | None:
         """A render of this variant in flight in this process: share it, with no lookup at all."""
         return self.inflight.get(key)
 
-    async def render(self, wanted: VariantRequest, original: StoredFile) -> Variant:
+    async def render(self, wanted: VariantRequest, original: StoredFile, data: bytes | None = None) -> Variant:
         """The variant, rendered once however many ask for it at the same time: here or on the transform
         deployment by the placement rule. Its entry stays until it is stored, so requests meanwhile share it."""
         pending = self.inflight.get(wanted.key)
@@ -75,22 +91,24 @@ class RenderService:
             pending = asyncio.get_running_loop().create_future()
             pending.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved
             self.inflight[wanted.key] = pending
-            self.spawn(self._render(wanted, original, pending))
+            self.spawn(self._render(wanted, original, data, pending))
         return await asyncio.shield(pending)
 
-    async def _render(self, wanted: VariantRequest, original: StoredFile, pending: asyncio.Future[Variant]) -> None:
+    async def _render(self, wanted: VariantRequest, original: StoredFile, data: bytes | None,
+                      pending: asyncio.Future[Variant]) -> None:
         try:
             meta, limit = original.metadata, self.settings.ingress_render_max_pixels
             if self.transformer is not None and meta["width"] * meta["height"] > limit:
                 pending.set_result(await self._remote(wanted, original))
                 return
             async with self.slots:
-                stored, data = await self.within(wanted.deadline, asyncio.to_thread(self.renderer.draw, wanted,
-                                                                                    original))
+                stored, out = await self.within(wanted.deadline, asyncio.to_thread(self.renderer.draw, wanted,
+                                                                                   original, data))
+            del data
             kept = self.policy.used(wanted.key)
-            pending.set_result(Variant(stored, data, self.renderer.node, kept))
+            pending.set_result(Variant(stored, out, self.renderer.node, kept))
             if kept:
-                await self.store_variant(stored, data)
+                await self.store_variant(stored, out)
         except asyncio.CancelledError:
             pending.cancel()
             raise
@@ -134,7 +152,7 @@ class RenderService:
     # --- blocking (run in a thread) ---------------------------------------------------------------------
 
     def draw(self, wanted: VariantRequest, original: StoredFile) -> tuple[StoredFile, bytes]:
-        return self.renderer.draw(wanted, original)
+        return self.renderer.draw(wanted, original, None)
 
     def keep(self, stored: StoredFile, data: bytes) -> StoredFile:
         """Store a drawn variant (unless another render stored it first: then that one)."""
