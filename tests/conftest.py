@@ -47,7 +47,11 @@ def settings(mongo_url: str, amqp_url: str) -> Iterator[Settings]:
     settings = Settings.from_env(mongo_url=mongo_url, mongo_db=f"prog_image_test_{os.getpid()}",
                                  http_port=free_port(), metrics_port=free_port(), amqp_url=amqp_url,
                                  transform_max_replicas=2, amqp_queue=f"prog_image.jobs.test{os.getpid()}",
-                                 amqp_prefetch=PREFETCH, max_upload_bytes=UPLOAD_LIMIT)
+                                 amqp_prefetch=PREFETCH, max_upload_bytes=UPLOAD_LIMIT,
+                                 # Every variant stored at its first request, whichever of the two ingress
+                                 # replicas answers it: the tests of storing need not ask twice. The default
+                                 # (from the second request) is tested on its own (test_cache.py).
+                                 variant_store_min_uses=1)
     yield settings
     delete_queues(settings)
 

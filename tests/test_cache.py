@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 
 import numpy as np
 
@@ -27,6 +28,29 @@ def test_second_get_is_served_from_the_stored_variant(client, store):
     assert second.headers["x-cache"] == "HIT" and second.content == first.content
     assert store.find(variant_key(image_id, "grayscale")).file_id == stored.file_id  # not re-rendered or re-stored
     assert store.count(variant_key(image_id, "grayscale")) == 1
+
+
+def test_by_default_a_variant_is_stored_from_its_second_request(client, store, app_copy):
+    """A variant is a cache: a one-off costs no write; asked for again, it is stored, under the ETag it was
+    first answered with (one ingress replica here, so the second request finds it in that one's memory)."""
+    import httpx
+
+    from deployments.config import Settings
+
+    base = app_copy("storepolicy", variant_store_min_uses=Settings().variant_store_min_uses)
+    picture = photo(160, 120, seed=38)
+    image_id = upload(client, encoded(picture, "PNG"))
+    key = variant_key(image_id, "mirror")
+    first = httpx.get(f"{base}/{image_id}/mirror", timeout=60)
+    assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
+    assert np.array_equal(pixels_of(first.content), picture[:, ::-1])
+    time.sleep(1)
+    assert store.find(key) is None  # asked for once: not stored
+    second = httpx.get(f"{base}/{image_id}/mirror", timeout=60)
+    assert second.headers["x-cache"] == "HIT" and second.content == first.content
+    stored = stored_soon(store, key)
+    assert stored.etag == first.headers["etag"].strip('"') == second.headers["etag"].strip('"')
+    assert client.get(f"/{image_id}/mirror").headers["etag"] == first.headers["etag"]  # any replica: one ETag
 
 
 def test_concurrent_first_requests_store_one_variant(client, store):

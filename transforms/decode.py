@@ -196,9 +196,12 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), never below it.
     luma: the caller wants grayscale next, so a plain JPEG may return its own Y plane (H, W): no chroma
     upsampling, no colour conversion (the luma of the stored YCbCr; see transforms.grayscale).
-    header: this data's, from probe_header, when not used by another decode (decoding consumes it).
+    header: this data's, from probe_header, when not used by another decode (decoding consumes it). It
+    spares a plain JPEG a second parse; other images are opened afresh, since Pillow loads their pixels into
+    the opened image, which the caller's header would keep alive beyond this decode.
     """
-    img, fmt, frames = header or _open(data, limits)
+    plain = header is not None and header[0].format == "JPEG" and _plain(header[0])
+    img, fmt, frames = header if plain else _open(data, limits)  # type: ignore[misc]
     full_width = img.size[0]
     try:
         if shrink_to and fmt == "JPEG":
