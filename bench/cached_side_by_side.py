@@ -99,7 +99,7 @@ def main() -> None:
                     "thumbor (file result storage)":
                         f"http://127.0.0.1:{thumbor_port}{THUMBOR_PATHS[args.route].format(name='photo.jpg')}"}
             if floor:
-                urls["Ray Serve floor (constant)"] = service + floor
+                urls["Ray Serve floor (constant)"] = f"{service}{floor}/constant"
             for _ in range(100):  # thumbor up
                 try:
                     get(thumbor_port, "/healthcheck")

@@ -7,6 +7,7 @@ transforms/ and storage/ never read the environment: they get their settings fro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import urllib.parse
 from collections.abc import Callable
@@ -180,15 +181,15 @@ class Settings:
     def _list(value: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in value.split(",") if item.strip())
 
-    @property
+    @functools.cached_property  # read on every request; settings never change
     def api_key_list(self) -> tuple[str, ...]:
         return self._list(self.api_keys)
 
-    @property
+    @functools.cached_property  # read on every request; settings never change
     def signing_key_list(self) -> tuple[str, ...]:
         return self._list(self.signing_keys)
 
-    @property
+    @functools.cached_property  # read on every request; settings never change
     def cors_origin_list(self) -> tuple[str, ...]:
         return self._list(self.cors_origins)
 
@@ -200,7 +201,7 @@ class Settings:
         node = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         return node // 2 // (self.ingress_max_replicas + self.transform_max_replicas)
 
-    @property
+    @property  # not cached: render_memory_bytes is the node's, and settings travel to other nodes
     def limits(self) -> Limits:
         return Limits(self.max_pixels, self.max_output_pixels, self.max_frames, self.max_animation_pixels,
                       self.max_scans, self.render_memory_bytes)
@@ -219,7 +220,7 @@ class Settings:
             presets[name] = preset
         return presets
 
-    @property
+    @functools.cached_property  # read on every request; settings never change
     def encode_options(self) -> EncodeOptions:
         return EncodeOptions(self.jpeg_quality, self.png_compression, self.webp_quality, self.lossless_mirror)
 

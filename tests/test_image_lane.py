@@ -164,3 +164,22 @@ def test_the_store_policy_counts_uses_per_key():
     assert [policy.used("a"), policy.used("b"), policy.used("a"), policy.used("a"), policy.used("b")] == \
         [False, False, False, True, False]
     assert StorePolicy(1).used("a")
+
+
+def test_serve_labels_image_requests_at_once_and_every_request_as_before():
+    """Serve labels its own metrics by matching a request against the app's routes in order: the image
+    routes' labels go first (Serve matched 20-odd routes before them), with the same label for every path."""
+    from types import SimpleNamespace
+
+    from ray.serve._private.thirdparty.get_asgi_route_name import extract_route_patterns, get_asgi_route_name
+
+    from deployments.http.image_lane import serve_routes
+
+    fastapi = create_app(SETTINGS, None)
+    shown = SimpleNamespace(routes=serve_routes(fastapi.routes), router=fastapi.router)
+    for path in [f"/{IMAGE_ID}/mirror", f"/{IMAGE_ID}/process", f"/{IMAGE_ID}/preset/x", f"/{IMAGE_ID}/auto",
+                 f"/{IMAGE_ID}", f"/{IMAGE_ID}/sepia", f"/{IMAGE_ID.upper()}/mirror", "/jobs/abc", "/images",
+                 f"/images/{IMAGE_ID}/variants", "/static/console.js", "/presets", "/healthz", "/nothing/at/all"]:
+        scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
+        assert get_asgi_route_name(shown, scope) == get_asgi_route_name(fastapi, scope), path
+    assert extract_route_patterns(shown) == extract_route_patterns(fastapi)

@@ -5,6 +5,7 @@ Outputs carry no EXIF, GPS or ICC: orientation is applied and colour is already 
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, fields, replace
 
@@ -44,9 +45,14 @@ class EncodeOptions:
     def spelling(self, skip: tuple[str, ...] = ()) -> str:
         """The options that differ from these defaults, in one fixed order ("" when none): part of a
         variant's key, so that bytes made under other settings are never served as these."""
-        default = EncodeOptions()
-        return "&".join(f"{_KEY_NAMES[f.name]}={int(v) if isinstance(v, bool) else v}" for f in fields(self)
-                        if f.name not in skip and (v := getattr(self, f.name)) != getattr(default, f.name))
+        return _spelling(self, skip)
+
+
+@functools.cache  # a key is spelled on every request, from a handful of option sets
+def _spelling(options: EncodeOptions, skip: tuple[str, ...]) -> str:
+    default = EncodeOptions()
+    return "&".join(f"{_KEY_NAMES[f.name]}={int(v) if isinstance(v, bool) else v}" for f in fields(options)
+                    if f.name not in skip and (v := getattr(options, f.name)) != getattr(default, f.name))
 
 
 def to_image(pixels: np.ndarray) -> Image.Image:

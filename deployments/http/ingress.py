@@ -21,7 +21,7 @@ from deployments.http import docs, health, images, jobs, presets, web
 from deployments.http.answers import VariantAnswers
 from deployments.http.context import Context
 from deployments.http.guard import GuardSettings, RequestGuard
-from deployments.http.image_lane import ImageLane
+from deployments.http.image_lane import ImageLane, serve_routes
 from deployments.metrics import RequestMetrics
 from deployments.presets import PresetBook
 from deployments.render.allocator import keep_freed_memory
@@ -80,5 +80,5 @@ def asgi_app(settings: Settings, ctx: Context) -> ASGIApp:
         outer = CORSMiddleware(outer, allow_origins=list(settings.cors_origin_list),
                                allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"],
                                expose_headers=["ETag", "X-Cache", "X-Rendered-By"])
-    outer.routes = app.routes  # type: ignore[attr-defined]  # Serve reads an ASGI app's routes for its metrics
+    outer.routes = serve_routes(app.routes)  # type: ignore[attr-defined]  # Serve labels its metrics by them
     return outer
