@@ -46,7 +46,9 @@ def busy_cpu_s() -> float:
 def main() -> None:
     lines = [f"# bench/batch.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores",
              f"1 MP JPEGs x {len(OPERATIONS)} operations ({', '.join(OPERATIONS)}), uncached, {ROUNDS} interleaved "
-             f"rounds, each a batch job of {COUNT} images and {COUNT} other images over HTTP"]
+             f"rounds, each a batch job of {COUNT} images and {COUNT} other images over HTTP; HTTP stores a variant "
+             f"from its request number {Settings.from_env().variant_store_min_uses} in a replica "
+             "(PROG_IMAGE_VARIANT_STORE_MIN_USES; 1: every one, as batch does)"]
     with tempfile.TemporaryDirectory() as tmp:
         mongod = EmbeddedMongod(Path(tmp) / "mongo").start()
         queue = f"prog_image.jobs.bench{uuid.uuid4().hex[:8]}"

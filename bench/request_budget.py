@@ -65,6 +65,57 @@ def pixel_ms(originals: list[bytes], route: str) -> float:
     return statistics.median(spent)
 
 
+def line_items(mongo_url: str, originals: list[bytes]) -> list[str]:
+    """The request path's costs one by one, each measured alone here (CPU ms per call: this process, and
+    mongod's for database calls), on originals the service stored."""
+    import asyncio
+
+    from ray.serve._private.thirdparty.get_asgi_route_name import get_asgi_route_name
+
+    from deployments.config import Settings
+    from deployments.http.image_lane import serve_routes
+    from deployments.http.ingress import create_app
+    from storage import ImageStore, content_id
+    from transforms.decode import probe_header
+
+    store = ImageStore(mongo_url, Settings().mongo_db)
+    files = [store.find(content_id(data)) for data in originals] * 5  # mongod's CPU is counted in 10 ms ticks
+
+    def timed(call: object, items: list, mongod: bool = True) -> str:
+        before, started = snapshot()["mongod"], time.process_time()
+        for item in items:
+            call(item)  # type: ignore[operator]
+        spent = (time.process_time() - started) * 1000 / len(items)
+        return f"{spent:6.3f} ms" + (f", mongod {(snapshot()['mongod'] - before) * 1000 / len(items):.3f} ms"
+                                     if mongod else "")
+
+    async def hops() -> None:
+        for _ in range(200):
+            await asyncio.to_thread(int)
+
+    app = create_app(Settings(amqp_url=""), None)
+    shown = type("Shown", (), {"routes": serve_routes(app.routes), "router": app.router})()
+    scope = {"type": "http", "path": f"/{files[0].key}/mirror", "method": "GET", "root_path": ""}
+    started = time.process_time()
+    asyncio.run(hops())
+    hop = f"{(time.process_time() - started) * 5:6.3f} ms"  # 200 hops
+    limits = Settings().limits
+    items = [
+        ("lookup, variant and original documents (find_many)",
+         timed(lambda f: store.find_many([f.key + "/x", f.key]), files)),
+        ("lookup with the original's bytes (find_with_data)",
+         timed(lambda f: store.find_with_data([f.key + "/x", f.key], inline_max=4 << 20), files)),
+        ("the original read alone (GridFS chunks)", timed(store.read, files)),
+        ("a thread hop (asyncio.to_thread)", hop),
+        ("the header parsed (probe_header)", timed(lambda d: probe_header(d, limits), originals, False)),
+        ("Serve labels the request, by FastAPI's routes", timed(lambda _: get_asgi_route_name(app, scope),
+                                                                 range(500), False)),
+        ("Serve labels the request, the lane's labels first", timed(lambda _: get_asgi_route_name(shown, scope),
+                                                                     range(500), False)),
+    ]
+    return ["line by line (CPU per call, each measured alone):", *(f"  {name:<52} {cost}" for name, cost in items)]
+
+
 def ingress_pids() -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -94,6 +145,7 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="add the render floor (bare Serve app) rows")
     parser.add_argument("--py-spy", action="store_true", help="profile the ingress replicas (needs py-spy)")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only threads holding the GIL (Python)")
+    parser.add_argument("--mongo-url", help="the service's MongoDB (prog-image serve prints it): adds the line items")
     parser.add_argument("--label", default="", help="a note for the figures' heading (e.g. before/after)")
     args = parser.parse_args()
     routes = args.routes.split(",")
@@ -150,6 +202,8 @@ def main() -> None:
             by = ", ".join(f"{kind} {spent[kind]:.1f}" for kind in sorted(kinds, key=lambda k: -spent.get(k, 0))
                            if spent.get(kind, 0) >= 0.05)
             lines.append(f"{name:<26} {rate:>6.1f} {total:>6.1f} {pixels:>6.1f} {total - pixels:>9.1f}   {by}")
+        if args.mongo_url:
+            lines += line_items(args.mongo_url, [data for _, _, data in images[routes[0]][1:41]])
         print("\n".join(lines))
         with FIGURES.open("a") as figures:
             figures.write("\n" + "\n".join(lines) + "\n")
