@@ -47,13 +47,9 @@ class VariantAnswers:
     async def answer(self, wanted: VariantRequest, if_none_match: str, head: bool) -> Reply:
         if self.deletions_watch is None or self.deletions_watch.done():
             self.deletions_watch = asyncio.ensure_future(self._watch_deletions())
-        remembered = self.memory.get(wanted.key)
-        if remembered is not None:  # no database round trip, no thread hop
-            metrics().cache.inc(tags={"result": "hit"})
-            if remembered.unstored is not None:
-                self._used(wanted.key, remembered)
-            return _reply(len(remembered.data), remembered.data, remembered.media_type, remembered.etag,
-                          if_none_match, head, hit=True)
+        remembered = self.from_memory(wanted.key, if_none_match, head)
+        if remembered is not None:
+            return remembered
         pending = self.service.pending(wanted.key)
         if pending is not None:  # being rendered by this replica: share it, no database round trip
             metrics().cache.inc(tags={"result": "miss"})
@@ -68,6 +64,17 @@ class VariantAnswers:
             return reply if head or reply.status == 304 else Reply(200, reply.headers, stream=cached)
         self.memory.put(wanted.key, body, cached.content_type, cached.etag)
         return _reply(len(body), body, cached.content_type, cached.etag, if_none_match, head, hit=True)
+
+    def from_memory(self, key: str, if_none_match: str, head: bool) -> Reply | None:
+        """The answer from this replica's memory: no database round trip, no thread hop."""
+        remembered = self.memory.get(key)
+        if remembered is None:
+            return None
+        metrics().cache.inc(tags={"result": "hit"})
+        if remembered.unstored is not None:
+            self._used(key, remembered)
+        return _reply(len(remembered.data), remembered.data, remembered.media_type, remembered.etag, if_none_match,
+                      head, hit=True)
 
     def _rendered(self, wanted: VariantRequest, rendered: Variant, if_none_match: str, head: bool) -> Reply:
         stored = rendered.stored

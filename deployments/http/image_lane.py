@@ -23,7 +23,7 @@ from deployments.http.answers import Reply
 from deployments.http.context import Context
 from deployments.http.security import verify_signature
 from deployments.render.variants import VariantRequest
-from storage.keys import is_image_id
+from storage.keys import is_image_id, variant_key
 from transforms import OPERATIONS
 
 ROUTES = ("/{image_id}/{operation}", "/{image_id}/process", "/{image_id}/auto", "/{image_id}/preset/{name}")
@@ -49,10 +49,17 @@ class ImageLane:
         if not known or not is_image_id(parts[1]):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         route = ROUTES[0] if parts[2] in OPERATIONS else ROUTES[3] if len(parts) == 4 else f"/{{image_id}}/{parts[2]}"
         scope["route"] = self.labels[route]  # the metric's label, as if FastAPI had routed it
+        if route == ROUTES[0] and not scope["query_string"] and not self.ctx.settings.signing_key_list:
+            # The plainest request, a named operation with nothing to parse: its key at once, for memory.
+            key = variant_key(parts[1], parts[2], self.ctx.settings.encode_options.spelling())
+            reply = self.ctx.answers.from_memory(key, _header(scope, b"if-none-match"), scope["method"] == "HEAD")
+            if reply is not None:
+                await self._send(send, reply)
+                return
+        headers = dict(scope["headers"])
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         try:
             if self.ctx.settings.signing_key_list:
                 verify_signature(scope["path"], params, self.ctx.settings.signing_key_list)
@@ -119,6 +126,10 @@ def _flat(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
     for route in routes:
         nested = getattr(route, "original_router", None)
         yield from _flat(nested.routes) if nested is not None else (route,)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key == name), "")
 
 
 def _route_path(scope: Scope) -> str:
