@@ -82,11 +82,10 @@ def as_refusal(exc: Exception) -> ApiError:
     return ApiError(500, "internal_error", f"unexpected {type(exc).__name__}")
 
 
-async def send_error(send: Send, error: ApiError, headers: dict[str, str] | None = None) -> None:
+async def send_error(send: Send, error: ApiError) -> None:
     """The JSON error as raw ASGI messages, for the middleware and the image lane (before FastAPI)."""
     body = json.dumps(error_body(error.code, error.message), ensure_ascii=False, separators=(",", ":")).encode()
-    extra = [(name.lower().encode(), value.encode()) for name, value in {**(error.headers or {}), **(headers or {})
-                                                                         }.items()]
+    extra = [(name.lower().encode(), value.encode()) for name, value in (error.headers or {}).items()]
     await send({"type": "http.response.start", "status": error.status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *extra]})

@@ -36,8 +36,8 @@ def replica(settings: Settings = SETTINGS, store: MemoryStore | None = None) -> 
         store = MemoryStore()
         store.put(IMAGE_ID, ORIGINAL, content_type="image/jpeg", metadata={
             "kind": "original", "format": "JPEG", "width": 64, "height": 48})
-    service = RenderService(settings, store, "test")
-    answers = VariantAnswers(store, service, MemoryCache(1 << 20, 60), MemoryCache(1 << 20, 60))
+    service = RenderService(settings, store, "test", originals=MemoryCache(1 << 20, 60))
+    answers = VariantAnswers(store, service, MemoryCache(1 << 20, 60))
     ctx = Context(settings, store, None, PresetBook(settings, SimpleNamespace(all=dict)), answers,  # type: ignore
                   None, None)  # type: ignore[arg-type]
     return asgi_app(settings, ctx), create_app(settings, ctx), store

@@ -36,12 +36,10 @@ class Reply:
 class VariantAnswers:
     """One ingress replica's variants: its memory of them, its render service, and the store."""
 
-    def __init__(self, store: ImageStore, service: RenderService, memory: MemoryCache, originals: MemoryCache
-                 ) -> None:
+    def __init__(self, store: ImageStore, service: RenderService, memory: MemoryCache) -> None:
         self.store = store
         self.service = service
         self.memory = memory
-        self.originals = originals
         self.deletions_watch: asyncio.Task[None] | None = None
 
     async def answer(self, wanted: VariantRequest, if_none_match: str, head: bool) -> Reply:
@@ -94,7 +92,7 @@ class VariantAnswers:
     def forget(self, image_id: str) -> None:
         """A deleted image leaves this replica's memory: its original and its variants."""
         self.memory.drop_image(image_id)
-        self.originals.drop_image(image_id)
+        self.service.renderer.drop(image_id)
 
     async def _watch_deletions(self) -> None:
         """Drop from memory what any replica deleted: polls the store's deletion log."""

@@ -22,7 +22,7 @@ from deployments.http import variant_requests as requests
 from deployments.http.answers import Reply
 from deployments.http.context import Context
 from deployments.http.security import verify_signature
-from deployments.render.variants import VariantRequest
+from deployments.render.variants import OUTPUT_PARAMS, VariantRequest
 from storage.keys import is_image_id, variant_key
 from transforms import OPERATIONS
 
@@ -80,7 +80,7 @@ class ImageLane:
         if what == "process":
             return await requests.processed(self.ctx, image_id, params.get("ops", ""), params.get("format"),
                                             params.get("quality"),
-                                            {name: params.get(name) for name in requests.OUTPUT_PARAMS})
+                                            {name: params.get(name) for name in OUTPUT_PARAMS})
         if what == "auto":
             return requests.auto(self.ctx, image_id, headers.get(b"accept", b"").decode("latin-1"))
         return await requests.preset(self.ctx, image_id, parts[3])

@@ -50,7 +50,7 @@ async def upload_file(ctx: Ctx, image: UploadFile | None = File(None, descriptio
     # Validated and stored by the transform deployment (a full decode is no work for the ingress).
     stored = await service.within(deadline, ctx.transformer.ingest.remote(data, deadline))
     # Kept here: the renders that follow an upload (a page's sizes) need not read it back from GridFS.
-    ctx.answers.originals.put(stored["image_id"], data, MEDIA_TYPES.get(stored["format"], ""), stored["image_id"])
+    service.renderer.hold(stored["image_id"], data, MEDIA_TYPES.get(stored["format"], ""))
     return JSONResponse(stored, status_code=201)
 
 

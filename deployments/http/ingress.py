@@ -44,7 +44,7 @@ class Api:
         originals = MemoryCache(settings.ingress_originals_bytes, settings.ingress_cache_ttl_s, 16 << 20)
         service = RenderService(settings, store, node_name("ingress"), transformer, originals)
         memory = MemoryCache(settings.ingress_cache_bytes, settings.ingress_cache_ttl_s)
-        answers = VariantAnswers(store, service, memory, originals)
+        answers = VariantAnswers(store, service, memory)
         self.context = Context(settings, store, JobStore(store), PresetBook(settings, PresetStore(store)), answers,
                                transformer, bridge)
 

@@ -16,8 +16,6 @@ from storage.keys import is_image_id
 from transforms import OPERATIONS, Pipeline, parse
 from transforms.encode import PNG_COMPRESSIONS
 
-OUTPUT_PARAMS = ("progressive", "strip", "max_bytes")  # /process's output options beside format and quality
-
 
 def check_id(image_id: str) -> None:
     if not is_image_id(image_id):

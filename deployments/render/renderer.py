@@ -33,8 +33,8 @@ class Renderer:
         started = time.perf_counter()
         if data is None:
             data = self.read(original)
-        elif self.originals is not None:  # read with the lookup: kept for the next renders of it
-            self.originals.put(original.key, data, original.content_type, original.etag)
+        else:  # read with the lookup: kept for the next renders of it
+            self.hold(original.key, data, original.content_type)
         out = self.run(data, [wanted], wanted.deadline)[0]
         del data
         if isinstance(out, ImageError):
@@ -47,16 +47,25 @@ class Renderer:
         kept = self.originals.get(image_id) if self.originals is not None else None
         return None if kept is None else kept.data
 
+    def hold(self, image_id: str, data: bytes, media_type: str) -> None:
+        """Keep an original this process took or read, for the next renders of it (its id is its etag)."""
+        if self.originals is not None:
+            self.originals.put(image_id, data, media_type, image_id)
+
+    def drop(self, image_id: str) -> None:
+        """Forget a deleted original."""
+        if self.originals is not None:
+            self.originals.drop_image(image_id)
+
     def read(self, original: StoredFile) -> bytes:
-        kept = self.originals.get(original.key) if self.originals is not None else None
-        if kept is not None:
-            return kept.data
+        held = self.held(original.key)
+        if held is not None:
+            return held
         try:
             data = self.store.read(original)
         except FileGone:  # deleted since it was looked up
             raise NotFound(f"the image {original.key} was deleted") from None
-        if self.originals is not None:
-            self.originals.put(original.key, data, original.content_type, original.etag)
+        self.hold(original.key, data, original.content_type)
         return data
 
     def run(self, data: bytes, wanted: list[VariantRequest], deadline: float) -> list[Rendered | ImageError]:

@@ -108,11 +108,14 @@ def image_record(stored: StoredFile) -> dict[str, Any]:
     return record
 
 
+OUTPUT_PARAMS = ("progressive", "strip", "max_bytes")  # a pipeline's output options beside format and quality
+
+
 def pipeline_of(operation: str, presets: Mapping[str, Preset] | None = None) -> Pipeline:
     """A job's pipeline operation (the query of GET /{id}/process, presets allowed) parsed; PipelineError if it
     is not one."""
     params = dict(urllib.parse.parse_qsl(operation, keep_blank_values=True))
-    unknown = set(params) - {"ops", "format", "quality", "progressive", "strip", "max_bytes"}
+    unknown = set(params) - {"ops", "format", "quality", *OUTPUT_PARAMS}
     if "ops" not in params or unknown:
         raise PipelineError(f"{operation!r} is neither one of {', '.join(OPERATIONS)} nor ops=...[&format=...]")
     return parse(params.pop("ops"), params.pop("format", None), params.pop("quality", None), presets, **params)
