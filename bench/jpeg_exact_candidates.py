@@ -22,11 +22,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.images import photo_like  # noqa: E402
+from tests.images import photo_like
 
 FIGURES = Path(__file__).with_name("figures") / "jpeg_exact_candidates.txt"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from transforms import EncodeOptions, Limits, parse
 from transforms.encode import PNG_COMPRESSIONS
+from transforms.jpeg_exact import POLICIES
 from transforms.pipeline import PRESET_NAME, Preset
 
 _PREFIX = "PROG_IMAGE_"
@@ -138,8 +139,11 @@ class Settings:
                                     "several times faster than Pillow's default, about the same size) or small "
                                     "(Pillow at zlib level 9). Per request: ?compression=.")
     webp_quality: int = _setting(80, "WebP output quality, 1-100.", between(1, 100))
-    lossless_mirror: bool = _setting(False, "Mirror plain JPEGs in the DCT domain (needs libturbojpeg0 on every "
-                                     "node; other output bytes than the default decode-flip-encode).")
+    jpeg_lossless: str = _setting("auto", "JPEG originals asked for as JPEG, mirrored or in grayscale, with no "
+                                          "other step: answered from their own DCT coefficients (moved, or the "
+                                          "luma alone; EXIF orientation applied so; no metadata but ICC) instead of "
+                                          "decoded and encoded again. auto: when the original's quality is at most "
+                                          "the output's; always; never.")
     shutdown_timeout_s: float = _setting(20.0, "How long a replica being stopped (scale-down, redeploy) may finish "
                                                "its requests before it is killed.", POSITIVE)
     presets: str = _setting("", "Named pipelines, ';'-separated: name=<ops>[&format=<f>][&quality=<q>], e.g. "
@@ -151,6 +155,8 @@ class Settings:
         for deployment in ("transform", "ingress"):
             if not 1 <= getattr(self, f"{deployment}_min_replicas") <= getattr(self, f"{deployment}_max_replicas"):
                 problems.append(f"need 1 <= {deployment.upper()}_MIN_REPLICAS <= {deployment.upper()}_MAX_REPLICAS")
+        if self.jpeg_lossless not in POLICIES:
+            problems.append(f"JPEG_LOSSLESS must be one of {', '.join(POLICIES)}")
         if self.png_compression not in PNG_COMPRESSIONS:
             problems.append(f"PNG_COMPRESSION must be one of {', '.join(PNG_COMPRESSIONS)}")
         try:
@@ -222,7 +228,7 @@ class Settings:
 
     @functools.cached_property  # read on every request; settings never change
     def encode_options(self) -> EncodeOptions:
-        return EncodeOptions(self.jpeg_quality, self.png_compression, self.webp_quality, self.lossless_mirror)
+        return EncodeOptions(self.jpeg_quality, self.png_compression, self.webp_quality, self.jpeg_lossless)
 
 
 def _parse_bool(raw: str) -> bool:

@@ -120,15 +120,15 @@ def test_changed_encode_settings_are_new_variants_not_stale_ones(client, store, 
 
     image_id = upload(client, encoded(photo(400, 300, seed=36), "PNG"))
     default = client.get(f"/{image_id}/jpeg")
-    base = app_copy("quality60", jpeg_quality=60, lossless_mirror=True)
+    base = app_copy("quality60", jpeg_quality=60, jpeg_lossless="never")
     lower = httpx.get(f"{base}/{image_id}/jpeg", timeout=60)
     assert lower.headers["x-cache"] == "MISS" and len(lower.content) < len(default.content)
-    assert stored_soon(store, variant_key(image_id, "jpeg", "jpeg_quality=60&lossless_mirror=1")).etag != \
+    assert stored_soon(store, variant_key(image_id, "jpeg", "jpeg_quality=60&jpeg_lossless=never")).etag != \
         stored_soon(store, variant_key(image_id, "jpeg")).etag
     # A pipeline's own quality stands in for the configured one: one variant whatever the setting.
     params = {"ops": "mirror", "format": "jpeg", "quality": "70"}
     assert client.get(f"/{image_id}/process", params=params).status_code == 200
-    key = variant_key(image_id, "process", "ops=mirror&format=jpeg&quality=70&lossless_mirror=1")
+    key = variant_key(image_id, "process", "ops=mirror&format=jpeg&quality=70&jpeg_lossless=never")
     assert httpx.get(f"{base}/{image_id}/process", params=params, timeout=60).status_code == 200
     assert stored_soon(store, key) and stored_soon(store, variant_key(image_id, "process",
                                                                       "ops=mirror&format=jpeg&quality=70"))

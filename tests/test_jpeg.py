@@ -107,14 +107,17 @@ def test_a_last_mirror_left_to_the_encoder_gives_the_same_image(ops, fmt):
 
 
 def test_no_system_library_is_needed():
-    """Decoding and encoding come from the wheel: nothing here loads libturbojpeg."""
+    """Every codec comes from a wheel: any libjpeg-turbo loaded lies in site-packages, none in the system."""
     import subprocess
     import sys
 
-    code = ("import sys, transforms.jpeg as j, numpy as np; j.compress(np.zeros((8, 8, 3), np.uint8), 85); "
-            "maps = open('/proc/self/maps').read(); print('libturbojpeg' in maps)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True
-                          ).stdout.strip() == "False"
+    code = ("import transforms.jpeg as j, transforms.jpeg_exact as e, numpy as np; "
+            "data = j.compress(np.zeros((16, 16, 3), np.uint8), 85); assert e.transform(data, e.HFLIP); "
+            "print(sorted({line.split()[-1] for line in open('/proc/self/maps') if 'jpeg' in line}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = __import__("ast").literal_eval(run.stdout)
+    assert any("turbojpeg" in path for path in loaded)  # the exact transforms' library is loaded...
+    assert all("site-packages" in path for path in loaded), loaded  # ...and it, like every other, is a wheel's
 
 
 @pytest.mark.parametrize("gray", [False, True])

@@ -78,20 +78,16 @@ def test_stage_timings_name_every_stage_in_order():
     elapsed = time.perf_counter() - started
     assert [stage for stage, _ in out.timings] == ["decode", "mirror", "grayscale", "encode"]
     assert all(seconds >= 0 for _, seconds in out.timings) and sum(s for _, s in out.timings) <= elapsed
-    from transforms.jpeg_lossless import available  # the optional system library (libturbojpeg0)
-
-    data = encoded(photo(64, 32, seed=3), "JPEG")
+    data = encoded(photo(64, 32, seed=3), "JPEG", quality=90)  # above the output's quality: re-encoded
     default = run(data, parse("mirror"), limits=LIMIT, options=EncodeOptions())
-    assert [stage for stage, _ in default.timings] == ["decode", "encode"]  # the same bytes everywhere (a last
-    # mirror is left to the encoder)
-    opted = run(data, parse("mirror"), limits=LIMIT, options=EncodeOptions(lossless_mirror=True))
-    expected = ["mirror_lossless"] if available() else ["decode", "encode"]
-    assert [stage for stage, _ in opted.timings] == expected
+    assert [stage for stage, _ in default.timings] == ["decode", "encode"]  # a last mirror is left to the encoder
+    exact = run(data, parse("mirror"), limits=LIMIT, options=EncodeOptions(jpeg_lossless="always"))
+    assert [stage for stage, _ in exact.timings] == ["exact"]
 
 
 def test_encode_options_spelling_names_only_what_differs_from_the_defaults():
     assert EncodeOptions().spelling() == ""
-    assert EncodeOptions(jpeg_quality=90, lossless_mirror=True).spelling() == "jpeg_quality=90&lossless_mirror=1"
+    assert EncodeOptions(jpeg_quality=90, jpeg_lossless="never").spelling() == "jpeg_quality=90&jpeg_lossless=never"
     assert EncodeOptions(90, "small", 70).spelling(skip=("jpeg_quality", "webp_quality")) == "compression=small"
 
 

@@ -105,41 +105,6 @@ def test_fast_png_is_close_to_pillow_in_size():
     assert len(encode_png(pixels)) <= 1.15 * len(reference.getvalue())
 
 
-def _mirror_render(data: bytes) -> bytes:
-    return render(data, "mirror", limits=Limits(10**8), options=OPTIONS).data
-
-
-@pytest.mark.skipif(not __import__("transforms.jpeg_lossless").jpeg_lossless.available(),
-                    reason="libturbojpeg is not installed (apt-get install libturbojpeg0)")
-def test_jpeg_mirror_is_lossless_when_mcu_aligned():
-    from transforms.jpeg_lossless import mirror_jpeg
-
-    data = encoded(photo(320, 240, seed=12), "JPEG", quality=90)
-    out = _mirror_render(data)
-    assert out == mirror_jpeg(data)  # the DCT-domain path was taken
-    expected = pixels_of(data)[:, ::-1].astype(int)
-    got = pixels_of(out).astype(int)
-    assert np.abs(got - expected).max() <= 4 and np.abs(got - expected).mean() < 0.5  # chroma upsampling only
-    assert np.array_equal(pixels_of(_mirror_render(out)), pixels_of(data))  # twice is the original, exactly
-    gray = encoded(photo(64, 40, seed=13)[..., 0], "JPEG")
-    assert _mirror_render(gray) == mirror_jpeg(gray)
-
-
-def test_jpeg_mirror_falls_back_when_geometry_or_metadata_forbid():
-    from transforms.jpeg_lossless import mirror_jpeg
-
-    odd = encoded(photo(321, 240, seed=14), "JPEG", quality=90)  # not a multiple of the 16-pixel MCU
-    assert mirror_jpeg(odd) is None
-    flipped = pixels_of(odd)[:, ::-1]
-    pillow = pixels_of(encoded(np.ascontiguousarray(flipped), "JPEG", quality=85)).astype(int)
-    error = np.abs(pixels_of(_mirror_render(odd)).astype(int) - flipped).mean()  # decode, flip, encode
-    assert error <= 1.05 * np.abs(pillow - flipped).mean()  # no worse than Pillow's encoder would do
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    rotated = encoded(photo(320, 240, seed=15), "JPEG", exif=exif.tobytes())
-    assert Image.open(__import__("io").BytesIO(_mirror_render(rotated))).size == (240, 320)  # orientation first
-
-
 def test_fast_png_chunks_are_well_formed_when_streamed_in_slices():
     import struct
     import zlib

@@ -139,8 +139,8 @@ def _check_frames(img: Image.Image, data: bytes, limits: Limits) -> int:
     return frames
 
 
-def _header_orientation(img: Image.Image) -> int:
-    """EXIF orientation from what is already parsed: for PNG, Pillow's getexif() would decode the
+def orientation(img: Image.Image) -> int:
+    """EXIF orientation (1-8) from what is already parsed: for PNG, Pillow's getexif() would decode the
     whole image to look for an eXIf chunk after the pixels, so read only one that came before."""
     try:
         if img.format == "PNG":
@@ -168,24 +168,15 @@ def probe_header(data: bytes, limits: Limits) -> tuple[ImageInfo, Header]:
     header = _open(data, limits)
     img, fmt, frames = header
     width, height = img.size
-    if _header_orientation(img) in (5, 6, 7, 8):
+    if orientation(img) in (5, 6, 7, 8):
         width, height = height, width
     channels = 4 if img.mode == "P" and "transparency" in img.info else _CHANNELS.get(img.mode, 3)
     return ImageInfo(fmt, width, height, channels, img.mode.startswith(_DEEP), frames), header
 
 
-def plain_jpeg(data: bytes, limits: Limits) -> bool:
-    """A JPEG whose stored pixels are already what we serve: YCbCr or gray, no ICC, no rotation.
-
-    Such a file can be transformed in the DCT domain (see transforms.jpeg_lossless). Limits apply.
-    """
-    img, fmt, _ = _open(data, limits)
-    return fmt == "JPEG" and _plain(img)
-
-
 def _plain(img: Image.Image) -> bool:
     return (img.mode in ("RGB", "L") and not img.info.get("icc_profile")
-            and _header_orientation(img) == 1)
+            and orientation(img) == 1)
 
 
 def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None, luma: bool = False,
@@ -206,7 +197,7 @@ def decode(data: bytes, limits: Limits, shrink_to: tuple[int, int] | None = None
     try:
         if shrink_to and fmt == "JPEG":
             width, height = shrink_to
-            if _header_orientation(img) in (5, 6, 7, 8):
+            if orientation(img) in (5, 6, 7, 8):
                 width, height = height, width
             img.draft(img.mode, (width, height))
         # A plain JPEG (its pixels already what we serve; not an MPO) skips Pillow: see transforms.jpeg.

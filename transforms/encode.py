@@ -28,7 +28,7 @@ WRITABLE = frozenset(("JPEG", "PNG", "WEBP"))
 
 # How each option is spelled in a variant's key.
 _KEY_NAMES = {"jpeg_quality": "jpeg_quality", "png_compression": "compression", "webp_quality": "webp_quality",
-              "lossless_mirror": "lossless_mirror"}
+              "jpeg_lossless": "jpeg_lossless"}
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,8 @@ class EncodeOptions:
     jpeg_quality: int = 85
     png_compression: str = "fast"  # "fast": transforms.png_fast; "small": Pillow, zlib level 9
     webp_quality: int = 80
-    # A plain JPEG mirrored in the DCT domain (transforms.jpeg_lossless): needs a system library, and
-    # gives other bytes than decode-flip-encode, so it is opt-in.
-    lossless_mirror: bool = False
+    # Which JPEG originals are answered from their own coefficients (transforms.jpeg_exact.POLICIES).
+    jpeg_lossless: str = "auto"
 
     def spelling(self, skip: tuple[str, ...] = ()) -> str:
         """The options that differ from these defaults, in one fixed order ("" when none): part of a

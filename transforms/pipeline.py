@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from transforms import jpeg_exact
 from transforms.blur import blur
 from transforms.colour import PATTERN as COLOUR_PATTERN
 from transforms.decode import (
@@ -34,7 +35,7 @@ from transforms.decode import (
     animation_frames,
     animation_loop,
     decode,
-    plain_jpeg,
+    orientation,
     probe,
     probe_header,
 )
@@ -44,7 +45,6 @@ from transforms.formats import MEDIA_TYPES
 from transforms.geometry import crop, flip, rotate
 from transforms.gravity import GRAVITIES
 from transforms.grayscale import grayscale
-from transforms.jpeg_lossless import mirror_jpeg
 from transforms.layout import background, pad, trim
 from transforms.limits import Limits, Plan, Shape, Stage, decode_stage, encode_stage, image_bytes, pillow_bytes
 from transforms.metadata import exif_of
@@ -360,7 +360,7 @@ def parse(ops: str, fmt: str | None = None, quality: str | None = None,
 class Rendered:
     data: bytes
     format: str
-    size: tuple[int, int] | None = None  # (width, height); None for the lossless mirror (the source's)
+    size: tuple[int, int] | None = None  # (width, height)
     # Seconds per stage, in order: ("decode", s), (step name, s)..., ("encode", s); for metrics.
     timings: tuple[tuple[str, float], ...] = ()
 
@@ -434,9 +434,12 @@ def run_many(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], *, l
             plans.append(exc)
     results: list[Rendered | ImageError] = list(plans)  # type: ignore[arg-type]  # planned ones are replaced
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for index, (pipeline, _) in enumerate(wanted):
+    exact: dict[int, jpeg_exact.Exact] = {}
+    for index, (pipeline, options) in enumerate(wanted):
         if not isinstance(plans[index], ImageError):
-            alone = _animation(info, pipeline) or _lossless_mirror(data, pipeline, wanted[index][1], limits)
+            if (answer := _exact(header, pipeline, options)) is not None:
+                exact[index] = answer
+            alone = index in exact or _animation(info, pipeline)
             groups.setdefault(("alone", index) if alone else _decoding(pipeline), []).append(index)
     for key, members in groups.items():
         held = [plans[i] for i in members]
@@ -448,7 +451,8 @@ def run_many(data: bytes, wanted: Sequence[tuple[Pipeline, EncodeOptions]], *, l
                      for image_id in dict.fromkeys(a for i in members for a in wanted[i][0].assets())}
             if key[0] == "alone":
                 pipeline, options = wanted[members[0]]
-                results[members[0]] = _render_alone(data, info, pipeline, limits, options, _Clock(deadline), marks)
+                results[members[0]] = _render_alone(data, info, pipeline, limits, options, _Clock(deadline), marks,
+                                                    exact.get(members[0]))
                 continue
             for index, rendered in zip(members, _render_group(data, [wanted[i] for i in members], limits, deadline,
                                                                marks, header), strict=True):
@@ -464,11 +468,20 @@ def _options(pipeline: Pipeline, options: EncodeOptions) -> EncodeOptions:
     return options
 
 
-def _lossless_mirror(data: bytes, pipeline: Pipeline, options: EncodeOptions, limits: Limits) -> bool:
-    """Mirror a plain JPEG in the DCT domain (opted in): nothing else is asked of the output (no quality,
-    EXIF, progressive...)."""
-    return options.lossless_mirror and pipeline.steps == (Step("mirror"),) and pipeline.format in (None, "JPEG") \
-        and pipeline == Pipeline(pipeline.steps, pipeline.format) and plain_jpeg(data, limits)
+_EXACT_STEPS = {(): (False, False), (Step("mirror"),): (True, False), (Step("grayscale"),): (False, True)}
+
+
+def _exact(header: Header, pipeline: Pipeline, options: EncodeOptions) -> jpeg_exact.Exact | None:
+    """A JPEG asked for as itself, mirrored or in grayscale, as a JPEG with nothing else asked of it (no EXIF
+    kept, no byte budget): answered from its own coefficients when the policy allows (transforms.jpeg_exact)."""
+    img, fmt, _ = header
+    moves = _EXACT_STEPS.get(pipeline.steps)
+    if moves is None or fmt != "JPEG" or pipeline.output_format(fmt) != "JPEG" or not pipeline.strip \
+            or pipeline.max_bytes is not None:
+        return None
+    return jpeg_exact.choose(img, orientation(img), mirror=moves[0], gray=moves[1],
+                             quality=pipeline.quality or options.jpeg_quality, policy=options.jpeg_lossless,
+                             progressive=pipeline.progressive)
 
 
 def _decoding(pipeline: Pipeline) -> tuple[Any, ...]:
@@ -477,13 +490,12 @@ def _decoding(pipeline: Pipeline) -> tuple[Any, ...]:
 
 
 def _render_alone(data: bytes, info: ImageInfo, pipeline: Pipeline, limits: Limits, options: EncodeOptions,
-                  clock: _Clock, marks: Mapping[str, np.ndarray]) -> Rendered:
-    """What shares no decode: an animation, or a lossless mirror."""
+                  clock: _Clock, marks: Mapping[str, np.ndarray], exact: jpeg_exact.Exact | None) -> Rendered:
+    """What shares no decode: an animation, or an exact JPEG (decoded after all if the library refuses it)."""
+    if exact is not None and (answer := jpeg_exact.render(data, exact)) is not None:
+        return Rendered(answer, "JPEG", (info.width, info.height), clock.lap("exact"))
     if _animation(info, pipeline):
         return _render_animation(data, pipeline, info, limits, _options(pipeline, options), clock, marks)
-    mirrored = mirror_jpeg(data)  # lossless, in the DCT domain; None when the geometry doesn't allow
-    if mirrored is not None:
-        return Rendered(mirrored, "JPEG", None, clock.lap("mirror_lossless"))
     return _render_group(data, [(pipeline, options)], limits, clock.deadline, marks)[0]  # type: ignore[return-value]
 
 

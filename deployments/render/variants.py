@@ -36,7 +36,7 @@ def _renderer_version() -> str:
     import simplejpeg
 
     return f"prog-image {version('prog-image')}; Pillow {PIL.__version__}; imagecodecs {imagecodecs.__version__}; " \
-           f"simplejpeg {simplejpeg.__version__}"
+           f"simplejpeg {simplejpeg.__version__}; jpegtran-cffi-wheels {version('jpegtran-cffi-wheels')}"
 
 
 def variant_etag(key: str) -> str:
