@@ -251,6 +251,8 @@ def main() -> None:
     parser = peer_arguments(40)
     parser.add_argument("--width", type=int, default=1152)
     parser.add_argument("--height", type=int, default=864)
+    parser.add_argument("--quality", type=int, default=90, help="the originals' JPEG quality (80: at most the "
+                        "output's 85, so jpeg, mirror and grayscale are answered exactly; see transforms.jpeg_exact)")
     parser.add_argument("--routes", default=",".join(THUMBOR_PATHS), help="comma-separated, of these: "
                         + ", ".join(THUMBOR_PATHS))
     parser.add_argument("--floor", action="store_true", help="add the render floor rows (see the docstring)")
@@ -266,7 +268,8 @@ def main() -> None:
         for route in routes:
             images[route] = []
             for index in range(count + 2):
-                data = encoded(photo(args.width, args.height, seed=hash((route, index)) % 10**6), "JPEG", quality=90)
+                data = encoded(photo(args.width, args.height, seed=hash((route, index)) % 10**6), "JPEG",
+                               quality=args.quality)
                 name = f"{route}-{index}.jpg"
                 (root / name).write_bytes(data)
                 images[route].append((upload(args.port, data), name, data))
@@ -307,9 +310,9 @@ def main() -> None:
                     row["errors"] += [pixel_error(reference(data, route), body)  # a few per round: they cost
                                       for (_, _, data), body in list(zip(batch, bodies, strict=True))[:3]]
         lines = [f"# bench/thumbor_side_by_side.py, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}",
-                 f"{args.width}x{args.height} JPEG, uncached, concurrency {args.concurrency}, {args.rounds} "
-                 f"interleaved rounds of {args.requests} requests; load average {load_before:.2f} before, "
-                 f"{os.getloadavg()[0]:.2f} after", *peer_rows("route", results)]
+                 f"{args.width}x{args.height} JPEG q{args.quality}, uncached, concurrency {args.concurrency}, "
+                 f"{args.rounds} interleaved rounds of {args.requests} requests; load average {load_before:.2f} "
+                 f"before, {os.getloadavg()[0]:.2f} after", *peer_rows("route", results)]
         print("\n".join(lines))
         with FIGURES.open("a") as figures:
             figures.write("\n" + "\n".join(lines) + "\n")
