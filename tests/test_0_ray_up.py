@@ -78,7 +78,7 @@ def test_ray_up_serve_deploy_and_ray_down(loopback_ssh, mongo_url, tmp_path):
     cluster["provider"] = {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []}
     cluster["auth"] = {"ssh_user": "root", "ssh_private_key": str(key), "ssh_proxy_command": proxy}
     cluster["max_workers"] = 0
-    cluster["file_mounts"] = {"~/prog-image": str(ROOT)}
+    cluster["file_mounts"]["~/prog-image"] = str(ROOT)
     # The real setup commands, except that the venv is this one instead of a fresh 540 MB install.
     assert "pip install" in cluster["setup_commands"][0]
     cluster["setup_commands"][0] = f"ln -sfn {BIN.parent} ~/prog-image-venv"
@@ -101,6 +101,7 @@ def test_ray_up_serve_deploy_and_ray_down(loopback_ssh, mongo_url, tmp_path):
         assert out.returncode == 0, f"{args}: {out.stdout[-3000:]}\n{out.stderr[-3000:]}"
         return out.stdout
 
+    run(ray, "get-auth-token", "--generate")  # the documented first step; keeps a token that exists
     try:
         run(ray, "up", "-y", "--no-config-cache", str(config))
         # The documented deploy command, run on the head through the cluster's own SSH.
